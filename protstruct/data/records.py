@@ -1,0 +1,49 @@
+"""The one currency between data sources and the rest of protstruct."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STANDARD_AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+@dataclass(frozen=True)
+class ProteinRecord:
+    """One protein chain: sequence, C-alpha coordinates (Å) and a per-residue mask.
+
+    Positions whose coordinates are unknown (missing residues, numbering gaps, unknown residue
+    types) stay in the record with ``mask == False``: they are never closed up, so |i - j| is a
+    true sequence separation.
+    """
+
+    id: str
+    sequence: str
+    ca: np.ndarray  # (L, 3) float32, Å; zeros where mask is False
+    mask: np.ndarray  # (L,) bool
+    source: str = ""
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        n = len(self.sequence)
+        if self.ca.shape != (n, 3):
+            raise ValueError(f"record {self.id}: ca has shape {self.ca.shape}, expected ({n}, 3)")
+        if self.mask.shape != (n,):
+            raise ValueError(f"record {self.id}: mask has shape {self.mask.shape}, expected ({n},)")
+
+    @property
+    def length(self) -> int:
+        return len(self.sequence)
+
+    @property
+    def n_observed(self) -> int:
+        return int(self.mask.sum())
+
+    def distance_matrix(self) -> np.ndarray:
+        """C-alpha distance matrix in Å (L, L); entries involving masked residues are 0."""
+        diff = self.ca[:, None, :] - self.ca[None, :, :]
+        dist = np.sqrt((diff.astype(np.float64) ** 2).sum(-1)).astype(np.float32)
+        return np.where(self.pair_mask(), dist, 0.0).astype(np.float32)
+
+    def pair_mask(self) -> np.ndarray:
+        return self.mask[:, None] & self.mask[None, :]
