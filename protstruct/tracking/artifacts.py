@@ -1,0 +1,52 @@
+"""Files a job writes and logs: per-protein table, loss curve, Hydra's config folder and log."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def per_protein_table(records, sse: np.ndarray, n_pairs: np.ndarray, baseline_sse: np.ndarray) -> pd.DataFrame:
+    """One row per test protein: errors of the model and of the separation baseline."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame({
+            "protein": [r.id for r in records],
+            "length": [r.length for r in records],
+            "valid_pairs": n_pairs.astype(int),
+            "sse": sse,
+            "mse": sse / n_pairs,
+            "baseline_sse": baseline_sse,
+            "baseline_mse": baseline_sse / n_pairs,
+        })
+
+
+def loss_curve(history: list[dict[str, float]], path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history) + 1)
+    fig, (ax_loss, ax_rmse) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, ax in (("train/loss", ax_loss), ("val/loss", ax_loss), ("train/rmse", ax_rmse), ("val/rmse", ax_rmse)):
+        values = [h.get(key, np.nan) for h in history]
+        ax.plot(epochs, values, marker="o", label=key)
+    ax_loss.set(xlabel="epoch", ylabel="loss", yscale="log")
+    ax_rmse.set(xlabel="epoch", ylabel="RMSE (Å)")
+    for ax in (ax_loss, ax_rmse):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def log_hydra_files(run_logger, output_dir: Path, log_file: Path) -> None:
+    hydra_dir = output_dir / ".hydra"
+    if hydra_dir.is_dir():
+        run_logger.log_artifacts(hydra_dir, "hydra")
+    if log_file.is_file():
+        run_logger.log_artifact(log_file, "logs")

@@ -1,0 +1,112 @@
+"""MLflow set-up and one run's logging, through an explicit ``MlflowClient``.
+
+We never rely on MLflow's implicit defaults: the tracking URI and the experiment's artifact
+location are always absolute (MLflow's default SQLite path is relative to the current directory,
+and a stray ``./mlruns`` folder silently switches it to the file store).
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_LENGTH = 6000
+BATCH = 100  # MLflow's log_batch limit per request
+
+
+def client_for(uri: str) -> MlflowClient:
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_absolute():
+        raise ValueError(f"tracking.uri: {uri!r} is relative; use sqlite:////absolute/path.db")
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """Experiment id by name, creating it (race-safe across parallel jobs) when missing."""
+    for attempt in range(5):
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if artifact_root:
+            location = Path(artifact_root).resolve().joinpath(name).as_uri()
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            time.sleep(0.2 * (attempt + 1))  # another job created it first: read it back
+    raise RuntimeError(f"tracking.experiment: could not create or read experiment {name!r}")
+
+
+def flatten(tree, prefix: str = "") -> dict[str, str]:
+    """Nested dict/list → {'a.b.0': 'value'} with string values MLflow accepts."""
+    out = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(tree, (list, tuple)) and tree and all(isinstance(v, (dict, list)) for v in tree):
+        for i, v in enumerate(tree):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = str(tree)[:MAX_PARAM_LENGTH]
+    return out
+
+
+def git_commit(root: Path) -> str:
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class RunLogger:
+    """Logging for one MLflow run (a job's child run, or a sweep's parent run)."""
+
+    def __init__(self, client: MlflowClient, run_id: str, name: str = ""):
+        self.client, self.run_id, self.name = client, run_id, name
+
+    @classmethod
+    def start(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict | None = None,
+              parent_run_id: str | None = None) -> "RunLogger":
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent_run_id:
+            tags[PARENT_TAG] = parent_run_id
+        run = client.create_run(experiment_id, run_name=name, tags=tags)
+        return cls(client, run.info.run_id, name)
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0):
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, metrics=items[i:i + BATCH])
+
+    def log_params(self, params: dict[str, str]):
+        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, params=items[i:i + BATCH])
+
+    def set_tags(self, tags: dict[str, str]):
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, tags=items[i:i + BATCH])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None):
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, folder: Path, artifact_path: str | None = None):
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str):
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def finish(self, status: str = "FINISHED"):
+        self.client.set_terminated(self.run_id, status)

@@ -1,0 +1,66 @@
+"""A Hydra callback that gives every multirun one MLflow parent run.
+
+The parent run's id is written to ``<sweep dir>/mlflow_parent_run_id`` so that jobs — in this
+process (basic launcher) or in other processes and machines (joblib, submitit, ray) — attach
+their child runs to it.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from protstruct.tracking import mlflow_store
+
+log = logging.getLogger(__name__)
+PARENT_FILE = "mlflow_parent_run_id"
+
+
+def parent_run_id(sweep_dir: str | Path) -> str | None:
+    path = Path(sweep_dir) / PARENT_FILE
+    return path.read_text().strip() if path.is_file() else None
+
+
+class MlflowSweepCallback(Callback):
+    def __init__(self):
+        self._logger = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        tracking = config.tracking
+        client = mlflow_store.client_for(tracking.uri)
+        exp_id = mlflow_store.ensure_experiment(client, tracking.experiment, tracking.artifact_root)
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        overrides = list(config.hydra.overrides.task)
+        study = config.get("study_name")
+        name = study or "sweep"
+        self._logger = mlflow_store.RunLogger.start(
+            client, exp_id, f"{name} {sweep_dir.name}",
+            tags={
+                "protstruct.role": "sweep",
+                "protstruct.study": study or "",
+                "protstruct.sweep_dir": str(sweep_dir),
+                "protstruct.overrides": " ".join(overrides),
+                "protstruct.git_commit": mlflow_store.git_commit(Path(__file__).resolve().parents[2]),
+            },
+        )
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(self._logger.run_id)
+        log.info("MLflow parent run %s (experiment %r, %s)", self._logger.run_id, tracking.experiment, tracking.uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if self._logger is None:
+            return
+        client, run_id = self._logger.client, self._logger.run_id
+        children = client.search_runs(
+            [client.get_run(run_id).info.experiment_id],
+            filter_string=f"tags.`{mlflow_store.PARENT_TAG}` = '{run_id}'",
+            max_results=10000,
+        )
+        statuses = [c.info.status for c in children]
+        counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+        self._logger.set_tags({"protstruct.jobs": str(len(children)),
+                               "protstruct.job_status": ", ".join(f"{k}={v}" for k, v in counts.items())})
+        self._logger.finish("FINISHED" if all(s == "FINISHED" for s in statuses) else "FAILED")
+        log.info("sweep finished: %d job runs (%s) under parent run %s", len(children), counts, run_id)

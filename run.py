@@ -1,0 +1,20 @@
+"""protstruct entry point: ``python run.py [-m] group=option key=value ...``"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+import protstruct.config  # noqa: E402,F401  (registers the config resolvers)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    from protstruct.train.run import run  # TensorFlow loads only when a job really runs
+
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
