@@ -17,19 +17,29 @@ def _check_stride(model: keras.Model, input_shape, output_stride: int) -> keras.
     return model
 
 
-def resnet50(input_shape, output_stride: int = 32) -> keras.Model:
+def _set_bn_momentum(model: keras.Model, momentum: float | None) -> keras.Model:
+    """Keras applications fix BatchNorm momentum at 0.99: its moving statistics then need
+    hundreds of steps to settle, longer than a short CPU run. ``None`` keeps Keras' value."""
+    if momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = float(momentum)
+    return model
+
+
+def resnet50(input_shape, output_stride: int = 32, bn_momentum: float | None = None) -> keras.Model:
     """The seed's backbone: ResNet50, no pretrained weights, any number of input channels."""
-    model = keras.applications.ResNet50(weights=None, include_top=False, input_shape=tuple(input_shape))
-    return _check_stride(model, input_shape, output_stride)
+    return keras_application(input_shape, "ResNet50", output_stride, bn_momentum)
 
 
-def keras_application(input_shape, name: str, output_stride: int = 32) -> keras.Model:
+def keras_application(input_shape, name: str, output_stride: int = 32,
+                      bn_momentum: float | None = None) -> keras.Model:
     """Any ``keras.applications`` model without its top and without pretrained weights."""
     factory = getattr(keras.applications, name, None)
     if factory is None:
-        raise ValueError(f"backbone.name: keras.applications has no model called {name!r}")
+        raise ValueError(f"backbone.build.name: keras.applications has no model called {name!r}")
     model = factory(weights=None, include_top=False, input_shape=tuple(input_shape))
-    return _check_stride(model, input_shape, output_stride)
+    return _check_stride(_set_bn_momentum(model, bn_momentum), input_shape, output_stride)
 
 
 def small_cnn(input_shape, output_stride: int = 8, filters=(32, 64, 128)) -> keras.Model:
