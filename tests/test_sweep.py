@@ -1,0 +1,82 @@
+"""The real CLI: `python run.py -m decoder=transpose,upsample debug=smoke` → MLflow runs."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+PER_EPOCH = ("train/loss", "val/loss", "val/rmse")
+FINAL = ("test/mse", "test/rmse", "test/mse_seed", "model/params", "baseline/test_rmse")
+
+
+@pytest.fixture(scope="module")
+def runs(smoke_sweep):
+    client = MlflowClient(smoke_sweep["uri"])
+    exp = client.get_experiment_by_name(smoke_sweep["experiment"])
+    all_runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in all_runs if r.data.tags.get("protstruct.role") == "sweep"]
+    children = [r for r in all_runs if r.data.tags.get("protstruct.role") == "job"]
+    return client, exp, parents, children
+
+
+def test_one_parent_two_finished_children(runs, smoke_sweep):
+    client, exp, parents, children = runs
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert sorted(c.info.run_name for c in children) == ["decoder=transpose", "decoder=upsample"]
+    assert (smoke_sweep["sweep_dir"] / "mlflow_parent_run_id").read_text() == parent.info.run_id
+    assert exp.artifact_location.startswith(f"file://{smoke_sweep['base']}/artifacts")
+
+
+def test_children_carry_metrics_params_and_tags(runs):
+    client, _, _, children = runs
+    for run in children:
+        metrics = run.data.metrics
+        for key in PER_EPOCH + FINAL:
+            assert key in metrics and math.isfinite(metrics[key]), key
+        for key in PER_EPOCH:
+            history = client.get_metric_history(run.info.run_id, key)
+            assert [m.step for m in history] == [0]  # one epoch in debug=smoke
+        assert metrics["test/rmse"] == pytest.approx(math.sqrt(metrics["test/mse"]), rel=1e-6)
+        params, tags = run.data.params, run.data.tags
+        assert params["data.crop_size"] == "32" and params["trainer.epochs"] == "1"
+        assert params["dropout.rate"] == "0.0" and "overrides" in params
+        assert tags["protstruct.decoder"] in ("transpose", "upsample")
+        assert tags["protstruct.backbone"] == "small_cnn" and tags["protstruct.dropout"] == "none"
+        assert tags["protstruct.git_commit"] and tags["protstruct.output_dir"]
+        assert len(tags["data.fingerprint"]) == 64
+
+
+def test_children_have_their_artifacts(runs):
+    client, _, _, children = runs
+    for run in children:
+        rid = run.info.run_id
+        listed = {a.path for folder in ("", "config", "hydra", "logs", "plots", "model", "data", "evaluation")
+                  for a in client.list_artifacts(rid, folder or None)}
+        for needed in ("config/resolved.yaml", "hydra/config.yaml", "hydra/overrides.yaml",
+                       "plots/loss_curve.png", "model/model.keras", "data/data_manifest.json",
+                       "evaluation/test_per_protein.csv"):
+            assert needed in listed, (needed, listed)
+        assert any(p.startswith("logs/") and p.endswith(".log") for p in listed)
+
+
+def test_trained_model_artifact_reloads_and_predicts(runs, tmp_path):
+    import keras
+    import numpy as np
+
+    import protstruct.train.losses  # noqa: F401  (registers the custom loss and metric)
+
+    client, _, _, children = runs
+    local = client.download_artifacts(children[0].info.run_id, "model/model.keras", str(tmp_path))
+    model = keras.saving.load_model(local)
+    assert model.predict(np.zeros((1, 32, 32, 1), np.float32), verbose=0).shape == (1, 32, 32, 1)
+
+
+def test_progress_and_job_summaries_are_printed(smoke_sweep):
+    out = smoke_sweep["output"]
+    assert "val_rmse" in out  # Keras' per-epoch progress line
+    assert out.count("[finished] decoder=") == 2 and "test/rmse=" in out
