@@ -25,7 +25,9 @@ def _head(x, dropout_rate: float, kernel_size: int):
         raise ValueError(f"dropout.rate: expected a value in [0, 1), got {dropout_rate}")
     if dropout_rate > 0:
         x = layers.Dropout(dropout_rate)(x)
-    return layers.Conv2D(1, kernel_size, padding="same", activation=None, name="distance_head")(x)
+    # float32 head: distances up to ~100 Å lose too much precision in float16/bfloat16
+    return layers.Conv2D(1, kernel_size, padding="same", activation=None, name="distance_head",
+                         dtype="float32")(x)
 
 
 def transpose(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64, 32), kernel_size: int = 3):

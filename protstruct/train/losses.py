@@ -1,33 +1,36 @@
 """Masked losses and metrics. ``y_true`` is ``(B, H, W, 2)``: distances (Å) and the pair mask.
 
-Padded or unobserved pairs never count: they are removed with ``tf.where`` (not multiplied by
+Padded or unobserved pairs never count: they are removed with ``where`` (not multiplied by
 0), so even a NaN or 1e6 written into a padded target cell cannot leak into a loss or metric.
 """
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
+
+# Written with keras.ops only (no TensorFlow import), so the models and losses also run under
+# Keras' JAX backend — the GPU benchmark machine has JAX but no TensorFlow.
 
 
 def _split(y_true, y_pred):
-    y_true = tf.convert_to_tensor(y_true)
+    y_true = ops.convert_to_tensor(y_true, "float32")
     dist, mask = y_true[..., 0], y_true[..., 1] > 0.5
-    pred = tf.cast(tf.convert_to_tensor(y_pred)[..., 0], tf.float32)
+    pred = ops.cast(ops.convert_to_tensor(y_pred)[..., 0], "float32")  # fp32 under mixed precision
     return dist, mask, pred
 
 
 def masked_squared_error(y_true, y_pred):
     """(sum of squared error over valid pairs, number of valid pairs)."""
     dist, mask, pred = _split(y_true, y_pred)
-    sq = tf.where(mask, tf.square(pred - tf.where(mask, dist, 0.0)), 0.0)
-    return tf.reduce_sum(sq), tf.reduce_sum(tf.cast(mask, tf.float32))
+    sq = ops.where(mask, ops.square(pred - ops.where(mask, dist, 0.0)), 0.0)
+    return ops.sum(sq), ops.sum(ops.cast(mask, "float32"))
 
 
 @keras.saving.register_keras_serializable("protstruct")
 def masked_mse(y_true, y_pred):
     """Mean squared error (Å²) over the valid pairs of the batch."""
     sse, n = masked_squared_error(y_true, y_pred)
-    return sse / tf.maximum(n, 1.0)
+    return sse / ops.maximum(n, 1.0)
 
 
 @keras.saving.register_keras_serializable("protstruct")
@@ -40,10 +43,11 @@ class MaskedHuber(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         dist, mask, pred = _split(y_true, y_pred)
-        err = tf.abs(pred - tf.where(mask, dist, 0.0))
-        quad = tf.minimum(err, self.delta)
+        err = ops.abs(pred - ops.where(mask, dist, 0.0))
+        quad = ops.minimum(err, self.delta)
         huber = 0.5 * quad * quad + self.delta * (err - quad)
-        return tf.reduce_sum(tf.where(mask, huber, 0.0)) / tf.maximum(tf.reduce_sum(tf.cast(mask, tf.float32)), 1.0)
+        n = ops.sum(ops.cast(mask, "float32"))
+        return ops.sum(ops.where(mask, huber, 0.0)) / ops.maximum(n, 1.0)
 
     def get_config(self):
         return {**super().get_config(), "delta": self.delta}
@@ -68,4 +72,4 @@ class MaskedRMSE(keras.metrics.Metric):
         self.count.assign_add(n)
 
     def result(self):
-        return tf.sqrt(self.sse / tf.maximum(self.count, 1.0))
+        return ops.sqrt(self.sse / ops.maximum(self.count, 1.0))
