@@ -14,8 +14,8 @@ GROUPS = {
     "dropout": ["none", "seed"],
     "optimizer": ["adam", "adam_seed", "sgd", "adamw"],
     "loss": ["mse", "huber"],
-    "data": ["embedded"],
-    "features": ["relpos"],
+    "data": ["embedded", "proteinnet", "structures"],
+    "features": ["relpos", "sequence", "pssm"],
     "trainer": ["default"],
     "tracking": ["mlflow"],
 }
@@ -39,7 +39,8 @@ def test_group_folders_match_the_tested_options():
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_every_option_composes_and_resolves(group, option):
-    cfg = _compose(f"{group}={option}")
+    extra = ["data.path=some/folder"] if group == "data" and option != "embedded" else []
+    cfg = _compose(f"{group}={option}", *extra)
     assert cfg.hydra.runtime.choices[group] == option
     _resolved(cfg)  # no dangling interpolation
 
@@ -82,3 +83,16 @@ def test_tracking_store_is_absolute_and_beside_the_project():
     assert uri == f"sqlite:///{CONF.parent}/mlflow.db"
     assert artifacts == f"{CONF.parent}/mlartifacts"
     assert composed.hydra.job.chdir is False
+
+
+def test_user_data_paths_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _resolved(_compose("data=structures", "data.path=pdbs"))
+    assert cfg["data"]["source"]["path"] == str(tmp_path / "pdbs")
+
+
+def test_feature_channels_follow_the_chosen_features():
+    from hydra.utils import instantiate
+
+    channels = {opt: instantiate(_compose(f"features={opt}").features).channels for opt in GROUPS["features"]}
+    assert channels == {"relpos": 1, "sequence": 43, "pssm": 83}

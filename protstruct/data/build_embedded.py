@@ -24,7 +24,6 @@ from protstruct.data import embedded, identity
 from protstruct.data.structures import read_structure_file
 
 MIN_LENGTH = 40
-SPLIT_FRACTIONS = {"test": 0.15, "val": 0.15}  # the rest is train
 
 # package file, its sha256, and the real PDB entries inside it: (member path, PDB id)
 _MDA = "mdanalysistests-2.11.0/MDAnalysisTests/data/"
@@ -132,18 +131,6 @@ def collect(cache: Path):
     return chains, provenance
 
 
-def assign_splits(cluster_ids: list[int], ids: list[str]) -> list[str]:
-    """Rank clusters by a hash of their first member's id; first 15 % test, next 15 % val."""
-    firsts = sorted({c: ids[c] for c in cluster_ids}.items(),
-                    key=lambda kv: hashlib.sha256(kv[1].encode()).hexdigest())
-    n = len(firsts)
-    n_test, n_val = round(SPLIT_FRACTIONS["test"] * n), round(SPLIT_FRACTIONS["val"] * n)
-    split_of = {}
-    for rank, (c, _) in enumerate(firsts):
-        split_of[c] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-    return [split_of[c] for c in cluster_ids]
-
-
 def build(cache: Path) -> dict:
     chains, provenance = collect(cache)
     seen, kept = set(), []
@@ -154,7 +141,7 @@ def build(cache: Path) -> dict:
     sequences = [rec.sequence for rec, _ in kept]
     ids = [rec.id for rec, _ in kept]
     clusters = identity.cluster(sequences)
-    splits = assign_splits(clusters, ids)
+    splits = identity.assign_splits(clusters, ids)
     records = []
     for (rec, prov), c, split in zip(kept, clusters, splits):
         records.append({

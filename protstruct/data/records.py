@@ -23,6 +23,7 @@ class ProteinRecord:
     mask: np.ndarray  # (L,) bool
     source: str = ""
     meta: dict = field(default_factory=dict, compare=False)
+    pssm: np.ndarray | None = field(default=None, compare=False)  # (L, 20) when the source has one
 
     def __post_init__(self):
         n = len(self.sequence)
@@ -30,6 +31,13 @@ class ProteinRecord:
             raise ValueError(f"record {self.id}: ca has shape {self.ca.shape}, expected ({n}, 3)")
         if self.mask.shape != (n,):
             raise ValueError(f"record {self.id}: mask has shape {self.mask.shape}, expected ({n},)")
+        if self.pssm is not None and self.pssm.shape != (n, 20):
+            raise ValueError(f"record {self.id}: pssm has shape {self.pssm.shape}, expected ({n}, 20)")
+
+    def aatype(self) -> np.ndarray:
+        """Residue types as integers: 0-19 in STANDARD_AA order, 20 for unknown (X)."""
+        lookup = {aa: i for i, aa in enumerate(STANDARD_AA)}
+        return np.array([lookup.get(aa, 20) for aa in self.sequence], np.int32)
 
     @property
     def length(self) -> int:

@@ -6,11 +6,13 @@ ever sees :class:`Splits`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from protstruct.data import embedded
+from protstruct.data import embedded, folder
 from protstruct.data.records import ProteinRecord
+from protstruct.data.structures import Skip
 
 
 @dataclass
@@ -19,6 +21,20 @@ class Splits:
     val: list[ProteinRecord]
     test: list[ProteinRecord]
     name: str
+    skips: list[Skip] = field(default_factory=list)
+
+    def require_all_splits(self) -> "Splits":
+        """Training needs proteins in every split; say which are empty and why."""
+        empty = [s for s, recs in self.items() if not recs]
+        if empty:
+            total = sum(len(r) for _, r in self.items())
+            raise ValueError(f"data: {self.name}: split(s) {empty} are empty ({total} usable chains, "
+                             f"{len(self.skips)} skipped: {self.skip_counts()}); add more proteins "
+                             f"or raise data.limit")
+        return self
+
+    def skip_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(s.reason for s in self.skips).items()))
 
     def items(self):
         return (("train", self.train), ("val", self.val), ("test", self.test))
@@ -38,6 +54,7 @@ class Splits:
             "source": self.name,
             "fingerprint": self.fingerprint(),
             "counts": {s: len(r) for s, r in self.items()},
+            "skipped": self.skip_counts(),
             "ids": {s: [r.id for r in recs] for s, recs in self.items()},
         }
 
@@ -62,3 +79,27 @@ def embedded_source(path: str | None = None, limit: dict | None = None) -> Split
         *(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
         name=f"embedded:{file.name}",
     )
+
+
+def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit) -> Splits:
+    if not path:
+        raise ValueError(f"data.path: data={kind} needs a file or folder (data.path=...)")
+    records, skips, splits = folder.load(path, kind, int(min_length),
+                                         None if max_length is None else int(max_length), cache_dir)
+    limit = dict(limit or {})
+    by_split = {s: [r for r, sp in zip(records, splits) if sp == s] for s in embedded.SPLITS}
+    return Splits(*(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
+                  name=f"{kind}:{Path(path).name}", skips=skips)
+
+
+def proteinnet_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
+                      cache_dir: str | None = None, limit: dict | None = None) -> Splits:
+    """ProteinNet text or TFRecord file(s); files named training*/validation*/testing* keep
+    ProteinNet's own split, anything else is split by 90 % identity cluster."""
+    return _from_folder("proteinnet", path, min_length, max_length, cache_dir, limit)
+
+
+def structures_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
+                      cache_dir: str | None = None, limit: dict | None = None) -> Splits:
+    """A folder (searched recursively) of PDB/mmCIF files, split by 90 % identity cluster."""
+    return _from_folder("structures", path, min_length, max_length, cache_dir, limit)

@@ -8,6 +8,7 @@ positions, never closed up.
 """
 from __future__ import annotations
 
+import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +111,27 @@ def chain_record(chain, entity, record_id: str, source: str, min_length: int):
         if not np.all(np.isfinite(xyz)) or np.abs(xyz).max() > MAX_ABS_COORD:
             return None, Skip(record_id, "bad_coordinates", f"residue {res.name} {res.seqid}")
         ca[p], mask[p] = xyz, True
+    if set(seq) == {"X"}:
+        names = sorted({r.name for r in residues})[:5]
+        return None, Skip(record_id, "unknown_residues", f"no standard amino acid among {names}")
     if mask.sum() < min_length:
         return None, Skip(record_id, "too_short", f"{int(mask.sum())} residues with CA < {min_length}")
     return ProteinRecord(record_id, seq, ca, mask, source), None
+
+
+def _not_text(path: Path) -> str | None:
+    """Why a file cannot be PDB/mmCIF text (binary bytes, a broken gzip), or None."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError) as exc:
+        return f"corrupt or truncated gzip: {exc}"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary content, not a PDB/mmCIF text file"
+    return "binary content, not a PDB/mmCIF text file" if b"\x00" in head else None
 
 
 def read_structure_file(path: Path, source: str, min_length: int = 40, entry_id: str | None = None):
@@ -121,13 +140,17 @@ def read_structure_file(path: Path, source: str, min_length: int = 40, entry_id:
     try:
         if path.stat().st_size == 0:
             return [], [Skip(str(path), "empty_file")]
+        why = _not_text(path)
+        if why:
+            return [], [Skip(str(path), "unreadable", why)]
         st = gemmi.read_structure(str(path), merge_chain_parts=True)
     except Exception as exc:  # gemmi raises RuntimeError/ValueError/OSError for unreadable input
         return [], [Skip(str(path), "unreadable", str(exc).splitlines()[0][:200])]
     if len(st) == 0:
         return [], [Skip(str(path), "no_model")]
     st.setup_entities()
-    entry = (entry_id or st.name or path.name.split(".")[0]).upper()
+    # the entry id from HEADER / _entry.id when the file has one, else the file name
+    entry = (entry_id or (st.info["_entry.id"] if "_entry.id" in st.info else "") or st.name or path.name.split(".")[0]).upper()
     records, skips = [], []
     model = st[0]
     for chain in model:
@@ -139,7 +162,7 @@ def read_structure_file(path: Path, source: str, min_length: int = 40, entry_id:
         if record is not None:
             records.append(record)
         else:
-            skips.append(skip)
+            skips.append(Skip(f"{path}:{skip.where}", skip.reason, skip.detail))
     if not records and not skips:
         skips.append(Skip(str(path), "no_polymer"))
     return records, skips

@@ -21,6 +21,11 @@ def per_protein_table(records, sse: np.ndarray, n_pairs: np.ndarray, baseline_ss
         })
 
 
+def skips_table(skips) -> pd.DataFrame:
+    return pd.DataFrame([{"where": s.where, "reason": s.reason, "detail": s.detail} for s in skips],
+                        columns=["where", "reason", "detail"])
+
+
 def loss_curve(history: list[dict[str, float]], path: Path, title: str = "") -> Path:
     import matplotlib
 

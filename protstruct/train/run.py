@@ -43,13 +43,21 @@ def _job_context() -> dict:
 
 
 def fit_and_evaluate(cfg: DictConfig, run_logger, workdir: Path) -> dict[str, float]:
+    keras.backend.clear_session()  # jobs of one multirun share this process: drop the last model
     keras.utils.set_random_seed(int(cfg.seed))
-    splits = instantiate(cfg.data.source)
+    splits = instantiate(cfg.data.source).require_all_splits()
     manifest = splits.manifest()
     (workdir / "data_manifest.json").write_text(json.dumps(manifest, indent=1))
     run_logger.log_artifact(workdir / "data_manifest.json", "data")
     run_logger.set_tags({"data.fingerprint": manifest["fingerprint"], "data.source": splits.name})
     run_logger.log_metrics({f"data/{s}_proteins": n for s, n in manifest["counts"].items()})
+    run_logger.log_metrics({"data/skipped": len(splits.skips),
+                            **{f"data/skipped/{reason}": n for reason, n in splits.skip_counts().items()}})
+    if splits.skips:
+        artifacts.skips_table(splits.skips).to_csv(workdir / "skipped.csv", index=False)
+        run_logger.log_artifact(workdir / "skipped.csv", "data")
+        log.warning("data: skipped %d input(s): %s (see data/skipped.csv on the run)",
+                    len(splits.skips), splits.skip_counts())
 
     crop, batch = int(cfg.data.crop_size), int(cfg.trainer.batch_size)
     features = instantiate(cfg.features)

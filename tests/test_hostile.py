@@ -1,0 +1,268 @@
+"""Hostile input: every bad file or record is skipped with its specific reason and counted on the
+MLflow run; ProteinNet text and TFRecord agree; real CLI runs train on each format."""
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import shutil
+from collections import Counter
+
+import gemmi
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from protstruct.data import embedded, folder, proteinnet
+from protstruct.data.records import ProteinRecord
+from protstruct.data.sources import proteinnet_source, structures_source
+from tests import fixtures as fx
+from tests.conftest import ROOT, run_cli, store_overrides
+
+SAMPLES = ROOT.parent / "shared" / "samples" / "proteinnet"
+
+
+def _good_records(n=12):
+    """n embedded chains of distinct clusters, <= 300 residues, for the 'good' part of each folder."""
+    out, clusters = [], set()
+    for r in embedded.load()["train"]:
+        if r.length <= 300 and r.meta["cluster"] not in clusters:
+            clusters.add(r.meta["cluster"])
+            out.append(r)
+        if len(out) == n:
+            return out
+
+
+def _synthetic(length, rid="SYN", seq=None):
+    ca = np.stack([np.arange(length) * 3.8, np.zeros(length), np.zeros(length)], 1).astype(np.float32)
+    return ProteinRecord(rid, seq or "A" * length, ca, np.ones(length, bool))
+
+
+# ---- PDB / mmCIF folder ---------------------------------------------------------------------
+
+STRUCTURE_CASES = {  # file name → expected skip reason (None: a usable chain)
+    "empty.pdb": "empty_file",
+    "garbage.pdb": "unreadable",
+    "truncated.cif": "unreadable",
+    "truncated.cif.gz": "unreadable",
+    "dna_only.pdb": "not_protein",
+    "ligand_only.pdb": "no_polymer",
+    "short_chain.pdb": "too_short",
+    "huge_chain.pdb": "too_long",
+    "nan_coords.pdb": "bad_coordinates",
+    "absurd_coords.cif": "bad_coordinates",
+    "unknown_residues.pdb": "unknown_residues",
+    "zz_duplicate_of_good0.pdb": "duplicate_id",
+    "nmr_ensemble.pdb": None,
+    "ca_only_gz.pdb.gz": None,
+    "mmcif_good.cif": None,
+}
+
+
+@pytest.fixture(scope="module")
+def structure_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("structures")
+    good = _good_records()
+    for i, r in enumerate(good[:9]):
+        fx.write_pdb(r, d / f"good{i}.pdb", entry=f"G{i:03d}")
+    fx.write_pdb(good[9], d / "nmr_ensemble.pdb", models=3, entry="NMR1")
+    fx.write_pdb(good[10], d / "ca_only_gz.pdb.gz", entry="GZ01")
+    fx.write_cif(good[11], d / "mmcif_good.cif")
+    (d / "empty.pdb").write_text("")
+    (d / "garbage.pdb").write_bytes(bytes(range(256)) * 20)
+    fx.write_cif(good[0], d / "full.cif")
+    text = (d / "full.cif").read_text()
+    (d / "full.cif").unlink()
+    (d / "truncated.cif").write_text(text[: len(text) // 2])
+    (d / "truncated.cif.gz").write_bytes(gzip.compress(text.encode(), mtime=0)[:400])
+    (d / "dna_only.pdb").write_text("\n".join(fx.atom_line(i + 1, "P", "DA", "A", i + 1, (6.0 * i, 0, 0))
+                                              for i in range(60)) + "\nEND\n")
+    (d / "ligand_only.pdb").write_text("\n".join(fx.atom_line(i + 1, f"C{i}", "HEM", "A", 1, (1.0 * i, 0, 0),
+                                                              het=True, element="C") for i in range(10)) + "\nEND\n")
+    fx.write_pdb(_synthetic(20), d / "short_chain.pdb", entry="SHRT")
+    fx.write_pdb(_synthetic(2000), d / "huge_chain.pdb", entry="HUGE")
+    lines = fx.pdb_text(_synthetic(60), entry="NANC").splitlines()
+    lines[5] = lines[5][:30] + "     nan" + lines[5][38:]
+    (d / "nan_coords.pdb").write_text("\n".join(lines) + "\n")
+    fx.write_cif(_synthetic(60, "ABSD"), d / "absurd_coords.cif")
+    st = gemmi.read_structure(str(d / "absurd_coords.cif"))
+    st[0][0][7][0].pos = gemmi.Position(123456.0, 0.0, 0.0)  # mmCIF can hold what PDB columns cannot
+    st.make_mmcif_document().write_file(str(d / "absurd_coords.cif"))
+    (d / "unknown_residues.pdb").write_text(
+        "\n".join(fx.atom_line(i + 1, "CA", "XYZ", "A", i + 1, (3.8 * i, 0, 0)) for i in range(60)) + "\nEND\n")
+    shutil.copy(d / "good0.pdb", d / "zz_duplicate_of_good0.pdb")
+    (d / "notes.txt").write_text("not a structure: ignored, not counted\n")
+    return d
+
+
+def test_each_hostile_structure_file_has_its_specific_reason(structure_dir, tmp_path):
+    records, skips, splits = folder.load(structure_dir, "structures", cache_dir=tmp_path)
+    by_file = {os.path.basename(s.where).split(":")[0]: s.reason for s in skips}
+    assert by_file == {name: reason for name, reason in STRUCTURE_CASES.items() if reason}
+    assert len(records) == 12 and len(skips) == sum(r is not None for r in STRUCTURE_CASES.values())
+    nmr = next(r for r in records if r.id.startswith("NMR1"))
+    assert nmr.n_observed == _good_records()[9].n_observed  # first model only
+    assert set(splits) == {"train", "val", "test"}
+    for r in records:
+        assert np.isfinite(r.ca).all() and np.abs(r.ca).max() < 9999
+
+
+def test_parse_is_cached_and_a_changed_file_is_reparsed(structure_dir, tmp_path):
+    folder.load(structure_dir, "structures", cache_dir=tmp_path)
+    cached = list((tmp_path / "records").glob("structures-*.pkl"))
+    assert len(cached) == 1
+    folder.load(structure_dir, "structures", cache_dir=tmp_path)
+    assert list((tmp_path / "records").glob("structures-*.pkl")) == cached  # hit, no new entry
+    folder.load(structure_dir, "structures", min_length=30, cache_dir=tmp_path)  # other setting
+    assert len(list((tmp_path / "records").glob("structures-*.pkl"))) == 2
+
+
+def test_folder_without_usable_files_is_one_clear_error(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    with pytest.raises(FileNotFoundError, match=r"data.path: .* holds no files; expected PDB/mmCIF"):
+        structures_source(str(tmp_path), cache_dir=str(tmp_path / "c"))
+    (tmp_path / "bad.pdb").write_text("")
+    with pytest.raises(ValueError, match=r"no usable protein chain in 1 file\(s\); skipped \{'empty_file': 1\}"):
+        structures_source(str(tmp_path), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(FileNotFoundError, match="data.path: .*missing does not exist"):
+        structures_source(str(tmp_path / "missing"))
+
+
+# ---- ProteinNet --------------------------------------------------------------------------
+
+def _text_variant(record, mutate):
+    lines = fx.proteinnet_text(record, rid=f"BAD_{mutate}").splitlines()
+    i = {name: lines.index(f"[{name}]") for name in ("PRIMARY", "EVOLUTIONARY", "TERTIARY", "MASK")}
+    if mutate == "evo19":
+        del lines[i["EVOLUTIONARY"] + 1: i["EVOLUTIONARY"] + 3]
+    elif mutate == "tertiary2":
+        del lines[i["TERTIARY"] + 3]
+    elif mutate == "mask_length":
+        lines[i["MASK"] + 1] += "+++"
+    elif mutate == "no_tertiary":
+        del lines[i["TERTIARY"]: i["TERTIARY"] + 4]
+    elif mutate == "letters":
+        lines[i["PRIMARY"] + 1] = "Z" + lines[i["PRIMARY"] + 1][1:]
+    elif mutate == "nan":
+        row = lines[i["TERTIARY"] + 1].split("\t")
+        row[4] = "nan"
+        lines[i["TERTIARY"] + 1] = "\t".join(row)
+    elif mutate == "absurd":
+        row = lines[i["TERTIARY"] + 1].split("\t")
+        row[4] = "99999999.0"
+        lines[i["TERTIARY"] + 1] = "\t".join(row)
+    elif mutate == "ragged_rows":
+        lines[i["TERTIARY"] + 2] += "\t1.0"
+    return "\n".join(lines) + "\n\n"
+
+
+TEXT_CASES = {"evo19": "wrong_row_count", "tertiary2": "wrong_row_count", "mask_length": "wrong_row_count",
+              "no_tertiary": "missing_field", "letters": "bad_sequence", "nan": "bad_coordinates",
+              "absurd": "bad_coordinates", "ragged_rows": "wrong_row_count"}
+TFRECORD_CASES = {"BAD_TF_NO_TERTIARY": "missing_field", "bad.tfrecord#1": "missing_field",
+                  "BAD_TF_EVO19": "wrong_row_count"}
+
+
+@pytest.fixture(scope="module")
+def proteinnet_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("proteinnet")
+    good = _good_records()
+    (d / "good_text.txt").write_text("".join(fx.proteinnet_text(r) + "\n" for r in good[:6]))
+    fx.write_tfrecord(d / "good.tfrecord", [fx.sequence_example(r) for r in good[6:]])
+    base = good[0]
+    bad_text = "".join(_text_variant(base, m) for m in TEXT_CASES)
+    bad_text += fx.proteinnet_text(_synthetic(20, "SHORT_TEXT")) + "\n"
+    bad_text += fx.proteinnet_text(good[1]) + "\n"  # the same id as a good record → duplicate_id
+    (d / "zz_bad_text.txt").write_text(bad_text)
+    fx.write_tfrecord(d / "bad.tfrecord", [
+        fx.sequence_example(base, drop=("tertiary",), rid="BAD_TF_NO_TERTIARY"),
+        fx.sequence_example(base, drop=("id",)),
+        fx.sequence_example(base, evo_width=19, rid="BAD_TF_EVO19"),
+    ])
+    fx.write_tfrecord(d / "full.tfrecord", [fx.sequence_example(good[2], rid="TRUNC_OK"),
+                                            fx.sequence_example(good[3], rid="TRUNC_CUT")])
+    data = (d / "full.tfrecord").read_bytes()
+    (d / "full.tfrecord").unlink()
+    (d / "truncated.tfrecord").write_bytes(data[:-40])
+    (d / "empty.txt").write_text("")
+    (d / "garbage.bin").write_bytes(bytes(range(256)) * 8)
+    return d
+
+
+def _reasons_by_where(skips):
+    return {s.where: s.reason for s in skips}
+
+
+def test_each_bad_text_record_has_its_specific_reason(proteinnet_dir):
+    _, skips = proteinnet.read_text(proteinnet_dir / "zz_bad_text.txt")
+    got = _reasons_by_where(skips)
+    for mutate, reason in TEXT_CASES.items():
+        assert got[f"BAD_{mutate}"] == reason, (mutate, got)
+    assert got["SHORT_TEXT"] == "too_short"
+
+
+def test_each_bad_tfrecord_has_its_specific_reason(proteinnet_dir):
+    _, skips = proteinnet.read_tfrecord(proteinnet_dir / "bad.tfrecord")
+    assert _reasons_by_where(skips) == TFRECORD_CASES
+    recs, skips = proteinnet.read_tfrecord(proteinnet_dir / "truncated.tfrecord")
+    assert [r.id for r in recs] == ["TRUNC_OK"] and [s.reason for s in skips] == ["truncated_tfrecord"]
+
+
+def test_folder_counts_every_skip(proteinnet_dir, tmp_path):
+    records, skips, _ = folder.load(proteinnet_dir, "proteinnet", cache_dir=tmp_path)
+    counts = Counter(s.reason for s in skips)
+    assert counts == {"wrong_row_count": 5, "missing_field": 3, "bad_sequence": 1, "bad_coordinates": 2,
+                      "too_short": 1, "duplicate_id": 1, "truncated_tfrecord": 1, "empty_file": 1,
+                      "not_proteinnet": 1}
+    assert len(records) == 13  # 12 good + the intact first record of the truncated file
+    for r in records:
+        assert r.pssm is not None and np.isfinite(r.pssm).all()
+
+
+def test_text_and_tfrecord_written_from_one_record_agree(tmp_path):
+    r = _good_records(1)[0]
+    (tmp_path / "t.txt").write_text(fx.proteinnet_text(r))
+    fx.write_tfrecord(tmp_path / "t.tfrecord", [fx.sequence_example(r)])
+    (a,), _ = proteinnet.read_file(tmp_path / "t.txt", 10)
+    (b,), _ = proteinnet.read_file(tmp_path / "t.tfrecord", 10)
+    assert a.sequence == b.sequence == r.sequence
+    np.testing.assert_allclose(a.distance_matrix(), r.distance_matrix(), atol=2e-3)
+    np.testing.assert_allclose(a.distance_matrix(), b.distance_matrix(), atol=2e-3)
+    np.testing.assert_allclose(a.pssm, b.pssm, atol=1e-6)
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples/proteinnet is not beside the checkout")
+def test_the_published_samples_parse_and_agree():
+    (a,), skips_a = proteinnet.read_file(SAMPLES / "text_sample")
+    (b,), skips_b = proteinnet.read_file(SAMPLES / "tf_sample")
+    assert skips_a == skips_b == []
+    assert a.id == b.id == "TBM#T0366" and a.sequence == b.sequence and a.length == 106
+    assert a.n_observed == b.n_observed == 84
+    np.testing.assert_allclose(a.distance_matrix(), b.distance_matrix(), atol=1e-3)
+    np.testing.assert_allclose(a.pssm, b.pssm, atol=1e-6)  # text has 21 rows, TFRecord 20 per step
+
+
+# ---- the real CLI on each format, counts recorded on the run ----------------------------------
+
+@pytest.mark.parametrize("kind", ["structures", "proteinnet"])
+def test_cli_trains_on_the_format_and_records_skips_on_the_run(kind, structure_dir, proteinnet_dir, tmp_path):
+    path = structure_dir if kind == "structures" else proteinnet_dir
+    features = "features=pssm" if kind == "proteinnet" else "features=sequence"
+    proc = run_cli([f"data={kind}", f"data.path={path}", "debug=smoke", features, "tracking.experiment=hostile",
+                    *store_overrides(tmp_path), f"hydra.run.dir={tmp_path}/run"],
+                   cwd=tmp_path, env={"PROTSTRUCT_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("hostile")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    _, skips, _ = folder.load(path, kind, cache_dir=tmp_path / "cache")  # the same cached parse
+    expected = Counter(s.reason for s in skips)
+    metrics = run.data.metrics
+    assert metrics["data/skipped"] == sum(expected.values())
+    for reason, n in expected.items():
+        assert metrics[f"data/skipped/{reason}"] == n
+    local = client.download_artifacts(run.info.run_id, "data/skipped.csv", str(tmp_path))
+    rows = list(csv.DictReader(open(local)))
+    assert Counter(r["reason"] for r in rows) == expected
+    assert np.isfinite(metrics["test/rmse"]) and metrics["data/train_proteins"] > 0
