@@ -11,9 +11,9 @@ import protstruct.config  # noqa: E402,F401  (registers the config resolvers)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from protstruct.train.run import run  # TensorFlow loads only when a job really runs
+    from protstruct.train.job import run_job  # TensorFlow loads only when a job really trains
 
-    return run(cfg)
+    return run_job(cfg)
 
 
 if __name__ == "__main__":

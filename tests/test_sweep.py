@@ -79,4 +79,5 @@ def test_trained_model_artifact_reloads_and_predicts(runs, tmp_path):
 def test_progress_and_job_summaries_are_printed(smoke_sweep):
     out = smoke_sweep["output"]
     assert "val_rmse" in out  # Keras' per-epoch progress line
-    assert out.count("[finished] decoder=") == 2 and "test/rmse=" in out
+    assert out.count("[ok] decoder=") == 2 and "test/rmse=" in out
+    assert "sweep summary ({'ok': 2})" in out

@@ -6,6 +6,7 @@ their child runs to it.
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -16,6 +17,22 @@ from protstruct.tracking import mlflow_store
 
 log = logging.getLogger(__name__)
 PARENT_FILE = "mlflow_parent_run_id"
+JOBS_FILE = "jobs.jsonl"
+
+
+def record_job(sweep_dir, num, name: str, status: str, run_id: str | None, test_rmse: float | None = None):
+    """Append one job's outcome to the sweep's summary (one short line: atomic on POSIX appends)."""
+    if sweep_dir is None:
+        return
+    line = json.dumps({"job": num, "name": name, "status": status, "run_id": run_id, "test_rmse": test_rmse})
+    with open(Path(sweep_dir) / JOBS_FILE, "a") as fh:
+        fh.write(line + "\n")
+
+
+def job_summary(sweep_dir) -> list[dict]:
+    path = Path(sweep_dir) / JOBS_FILE
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return sorted(rows, key=lambda r: (r["job"] is None, r["job"]))
 
 
 def parent_run_id(sweep_dir: str | Path) -> str | None:
@@ -28,6 +45,8 @@ class MlflowSweepCallback(Callback):
         self._logger = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if config.get("dry_run"):
+            return
         tracking = config.tracking
         client = mlflow_store.client_for(tracking.uri)
         exp_id = mlflow_store.ensure_experiment(client, tracking.experiment, tracking.artifact_root)
@@ -50,6 +69,14 @@ class MlflowSweepCallback(Callback):
         log.info("MLflow parent run %s (experiment %r, %s)", self._logger.run_id, tracking.experiment, tracking.uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        rows = job_summary(config.hydra.sweep.dir)
+        if rows:
+            width = max(len(r["name"]) for r in rows)
+            lines = [f"  #{r['job']:<3} {r['status']:<8} {r['name']:<{width}}  run {r['run_id'] or '-'}"
+                     + (f"  test/rmse={r['test_rmse']:.4g}" if r.get("test_rmse") is not None else "")
+                     for r in rows]
+            counts = {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})}
+            print(f"sweep summary ({counts}):\n" + "\n".join(lines), flush=True)
         if self._logger is None:
             return
         client, run_id = self._logger.client, self._logger.run_id
