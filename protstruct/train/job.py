@@ -37,13 +37,31 @@ def _raise_terminated(signum, frame):
     raise Terminated(f"signal {signum}")
 
 
+def _swept_keys(sweep_dir: Path) -> set[str]:
+    """Keys a multirun varies: comma lists / sweep functions on its command line, sweeper params."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return set()
+    hydra_cfg = OmegaConf.load(path).hydra
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.task
+            if "=" in o and ("," in o.split("=", 1)[1] or "(" in o.split("=", 1)[1])}
+    return keys | set((hydra_cfg.sweeper.get("params") or {}).keys())
+
+
+def _run_name(overrides: list[str], swept: set[str]) -> str:
+    """A job's name from its overrides: the swept ones in a multirun, else all but plumbing."""
+    named = [o for o in overrides if o.split("=", 1)[0] in swept] if swept else \
+        [o for o in overrides if not o.startswith(NAME_EXCLUDES)]
+    return ",".join(named) or "defaults"
+
+
 def _context() -> dict:
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
     n_jobs = hc.launcher.get("n_jobs") if multirun else None
     return {
-        "name": ",".join(o for o in overrides if not o.startswith(NAME_EXCLUDES)) or "defaults",
+        "name": _run_name(overrides, _swept_keys(Path(hc.sweep.dir)) if multirun else set()),
         "num": hc.job.get("num"),
         "overrides": overrides,
         "choices": dict(hc.runtime.choices),
