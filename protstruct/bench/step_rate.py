@@ -29,12 +29,14 @@ def _sync(value):
     return float(np.asarray(value))
 
 
-def measure(variant: str, crop: int, precision: str, batch: int, steps: int, repeats: int, seed: int = 0):
+def measure(variant: str, crop: int, precision: str, batch: int, steps: int, repeats: int, seed: int = 0,
+            jit_compile="auto", backbone: str = "resnet50"):
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(seed)
     decoder, rate = VARIANTS[variant]
-    model = build_model(backbones.resnet50, decoder, crop, 1, 32, rate)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_mse, jit_compile="auto")
+    body, stride = {"resnet50": (backbones.resnet50, 32), "small_cnn": (backbones.small_cnn, 8)}[backbone]
+    model = build_model(body, decoder, crop, 1, stride, rate)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_mse, jit_compile=jit_compile)
     rng = np.random.default_rng(seed)
     idx = np.arange(crop, dtype=np.float32)
     x = np.broadcast_to(np.abs(idx[:, None] - idx[None, :])[None, ..., None], (batch, crop, crop, 1)).copy()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import keras
@@ -57,10 +58,12 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path) -> dict
     epoch_logger = MlflowEpochLogger(run_logger)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(cfg.trainer.patience),
                                             restore_best_weights=True)
+    started = time.perf_counter()
     model.fit(train_ds, validation_data=val_ds, epochs=int(cfg.trainer.epochs),
               callbacks=[epoch_logger, stopper], verbose=int(cfg.trainer.verbose), shuffle=False)
 
     # test metrics from the restored best-validation weights, per protein on the fixed windows
+    fit_seconds = time.perf_counter() - started
     pred = model.predict(test_ds, verbose=0)
     dist, pair = pipeline.eval_targets(splits.test, crop)
     sse, n_pairs = evaluate.per_protein(pred, dist, pair)
@@ -73,6 +76,8 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path) -> dict
     metrics.update({f"baseline/test_{k}": v for k, v in baseline.items()})
     metrics["train/best_epoch"] = stopper.best_epoch
     metrics["train/epochs_run"] = len(epoch_logger.history)
+    metrics["time/fit_seconds"] = fit_seconds
+    metrics["time/fit_and_test_seconds"] = time.perf_counter() - started
     run_logger.log_metrics(metrics)
 
     per_protein = artifacts.per_protein_table(splits.test, sse, n_pairs, base_sse)
