@@ -7,7 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 PER_EPOCH = ("train/loss", "val/loss", "val/rmse")
-FINAL = ("test/mse", "test/rmse", "test/mse_seed", "model/params", "baseline/test_rmse")
+FINAL = ("test/mse", "test/rmse", "test/mse_seed", "model/params", "baseline/test_rmse", "test/lddt",
+         "test/mae_lt15", "test/contact_p_l5", "test/contact_p_l", "baseline/test_lddt")
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,8 @@ def test_children_carry_metrics_params_and_tags(runs):
         metrics = run.data.metrics
         for key in PER_EPOCH + FINAL:
             assert key in metrics and math.isfinite(metrics[key]), key
+        assert "test/mae_lr8" in metrics  # NaN when no window has a long-range contact
+        assert 0.0 <= metrics["test/lddt"] <= 1.0
         for key in PER_EPOCH:
             history = client.get_metric_history(run.info.run_id, key)
             assert [m.step for m in history] == [0]  # one epoch in debug=smoke
@@ -59,7 +62,7 @@ def test_children_have_their_artifacts(runs):
                   for a in client.list_artifacts(rid, folder or None)}
         for needed in ("config/resolved.yaml", "hydra/config.yaml", "hydra/overrides.yaml",
                        "plots/loss_curve.png", "model/model.keras", "data/data_manifest.json",
-                       "evaluation/test_per_protein.csv"):
+                       "evaluation/test_per_protein.csv", "evaluation/test_predictions.npz"):
             assert needed in listed, (needed, listed)
         assert any(p.startswith("logs/") and p.endswith(".log") for p in listed)
 

@@ -8,11 +8,7 @@ import pandas as pd
 
 
 def metric_bars(table: pd.DataFrame, keys: list[str], path: Path, metric: str = "test/rmse") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _plt()
     labels = ["\n".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
     means = table[f"{metric} mean"].to_numpy(float)
     stds = np.nan_to_num(table[f"{metric} std"].to_numpy(float))
@@ -25,5 +21,57 @@ def metric_bars(table: pd.DataFrame, keys: list[str], path: Path, metric: str = 
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curves(histories: dict[str, list[list[float]]], path: Path, metric: str = "val/rmse") -> Path:
+    """Every run's curve, one colour per variant."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for k, (variant, runs) in enumerate(sorted(histories.items())):
+        for i, values in enumerate(runs):
+            ax.plot(range(1, len(values) + 1), values, color=f"C{k}", alpha=0.8, marker=".",
+                    label=variant if i == 0 else None)
+    ax.set(xlabel="epoch", ylabel=f"{metric} (Å)", title=f"{metric} of every run, by variant")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def heatmaps(samples: dict[str, dict], path: Path, proteins: int = 2) -> Path:
+    """Predicted vs true distance maps of the same test windows: one row per variant (+ truth and
+    the separation baseline), one column per protein."""
+    plt = _plt()
+    first = next(iter(samples.values()))
+    n = min(proteins, len(first["ids"]))
+    rows = [("true distances", first["true"]), ("separation baseline", first["baseline"])]
+    rows += [(variant, s["pred"]) for variant, s in sorted(samples.items())]
+    fig, axes = plt.subplots(len(rows), n, figsize=(3.2 * n, 3.0 * len(rows)), squeeze=False)
+    vmax = float(np.nanmax(np.where(first["mask"][:n], first["true"][:n], np.nan)))
+    for r, (label, maps) in enumerate(rows):
+        for c in range(n):
+            shown = np.where(first["mask"][c], maps[c], np.nan)
+            im = axes[r, c].imshow(shown, vmin=0, vmax=vmax, cmap="viridis_r")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(str(first["ids"][c]), fontsize=9)
+            if c == 0:
+                axes[r, c].set_ylabel(label, fontsize=8)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="Å")
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

@@ -7,20 +7,6 @@ import numpy as np
 import pandas as pd
 
 
-def per_protein_table(records, sse: np.ndarray, n_pairs: np.ndarray, baseline_sse: np.ndarray) -> pd.DataFrame:
-    """One row per test protein: errors of the model and of the separation baseline."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return pd.DataFrame({
-            "protein": [r.id for r in records],
-            "length": [r.length for r in records],
-            "valid_pairs": n_pairs.astype(int),
-            "sse": sse,
-            "mse": sse / n_pairs,
-            "baseline_sse": baseline_sse,
-            "baseline_mse": baseline_sse / n_pairs,
-        })
-
-
 def skips_table(skips) -> pd.DataFrame:
     return pd.DataFrame([{"where": s.where, "reason": s.reason, "detail": s.detail} for s in skips],
                         columns=["where", "reason", "detail"])

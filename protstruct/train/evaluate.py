@@ -10,8 +10,12 @@ Metric names are defined here once and read by the report:
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from protstruct.train import structure_metrics
 
 PM2_PER_A2 = 1.0e4
+SAMPLE_PROTEINS = 4  # test proteins whose predicted/true windows are kept for the report's heatmaps
 METRICS = ("mse", "rmse", "mse_seed")
 
 
@@ -53,3 +57,33 @@ def separation_baseline(profile: np.ndarray, crop_size: int) -> np.ndarray:
     """The baseline's prediction for any evaluation window: profile[|i - j|]."""
     idx = np.arange(crop_size)
     return profile[np.abs(idx[:, None] - idx[None, :])].astype(np.float32)
+
+
+def test_evaluation(pred: np.ndarray, test_records, train_records, crop_size: int):
+    """Everything measured on the test windows, for the model and the separation baseline:
+    (metrics for MLflow, a per-protein table, a small sample of predicted/true windows)."""
+    from protstruct.data.pipeline import centred_start, eval_targets
+
+    dist, pair = eval_targets(test_records, crop_size)
+    pred = pred.reshape(dist.shape)
+    profile = separation_profile(train_records, crop_size)
+    base = np.broadcast_to(separation_baseline(profile, crop_size), dist.shape)
+    lengths = [min(crop_size, r.length - centred_start(r.length, crop_size)) for r in test_records]
+    table = pd.DataFrame({"protein": [r.id for r in test_records], "length": [r.length for r in test_records]})
+    metrics = {}
+    for prefix, values in (("test/", pred), ("baseline/test_", base)):
+        sse, n_pairs = per_protein(values, dist, pair)
+        field = structure_metrics.per_protein(values, dist, pair, lengths)
+        metrics.update({f"{prefix}{k}": v for k, v in summarize(sse, n_pairs).items()})
+        metrics.update({f"{prefix}{k}": v for k, v in structure_metrics.mean_over_proteins(field).items()})
+        column = "" if prefix == "test/" else "baseline_"
+        table["valid_pairs"] = n_pairs.astype(int)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table[f"{column}mse"] = sse / n_pairs
+        table[f"{column}sse"] = sse
+        for k, v in field.items():
+            table[f"{column}{k}"] = v
+    k = min(SAMPLE_PROTEINS, len(test_records))
+    sample = {"ids": np.array([r.id for r in test_records[:k]]), "pred": pred[:k].astype(np.float32),
+              "true": dist[:k], "mask": pair[:k], "baseline": base[:k].astype(np.float32)}
+    return metrics, table, sample

@@ -65,24 +65,17 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path) -> dict
     # test metrics from the restored best-validation weights, per protein on the fixed windows
     fit_seconds = time.perf_counter() - started
     pred = model.predict(test_ds, verbose=0)
-    dist, pair = pipeline.eval_targets(splits.test, crop)
-    sse, n_pairs = evaluate.per_protein(pred, dist, pair)
-    test = evaluate.summarize(sse, n_pairs)
-    profile = evaluate.separation_profile(splits.train, crop)
-    base_pred = np.broadcast_to(evaluate.separation_baseline(profile, crop), dist.shape)
-    base_sse, _ = evaluate.per_protein(base_pred, dist, pair)
-    baseline = evaluate.summarize(base_sse, n_pairs)
-    metrics = {f"test/{k}": v for k, v in test.items()}
-    metrics.update({f"baseline/test_{k}": v for k, v in baseline.items()})
+    metrics, per_protein, sample = evaluate.test_evaluation(pred, splits.test, splits.train, crop)
     metrics["train/best_epoch"] = stopper.best_epoch
     metrics["train/epochs_run"] = len(epoch_logger.history)
     metrics["time/fit_seconds"] = fit_seconds
     metrics["time/fit_and_test_seconds"] = time.perf_counter() - started
     run_logger.log_metrics(metrics)
 
-    per_protein = artifacts.per_protein_table(splits.test, sse, n_pairs, base_sse)
     per_protein.to_csv(workdir / "test_per_protein.csv", index=False)
     run_logger.log_artifact(workdir / "test_per_protein.csv", "evaluation")
+    np.savez_compressed(workdir / "test_predictions.npz", **sample)
+    run_logger.log_artifact(workdir / "test_predictions.npz", "evaluation")
     artifacts.loss_curve(epoch_logger.history, workdir / "loss_curve.png", title=run_logger.name)
     run_logger.log_artifact(workdir / "loss_curve.png", "plots")
     if cfg.tracking.log_model:
