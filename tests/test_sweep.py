@@ -84,3 +84,27 @@ def test_progress_and_job_summaries_are_printed(smoke_sweep):
     assert "val_rmse" in out  # Keras' per-epoch progress line
     assert out.count("[ok] decoder=") == 2 and "test/rmse=" in out
     assert "sweep summary ({'ok': 2})" in out
+
+
+def test_predict_writes_matrix_and_heatmap_for_a_structure_and_a_sequence(runs, smoke_sweep, tmp_path):
+    import numpy as np
+
+    from protstruct.data import embedded
+    from protstruct.predict import main as predict
+    from tests import fixtures as fx
+
+    _, _, _, children = runs
+    run_id = children[0].info.run_id
+    record = next(r for r in embedded.load()["test"] if 60 <= r.length <= 120)
+    pdb = fx.write_pdb(record, tmp_path / "query.pdb", entry="QURY")
+    assert predict(["--run-id", run_id, "--structure", str(pdb), "--tracking-uri", smoke_sweep["uri"],
+                    "--out", str(tmp_path / "out")]) == 0
+    (npy,) = (tmp_path / "out").glob("*.npy")
+    pred = np.load(npy)
+    assert pred.shape == (record.length, record.length)
+    assert np.isfinite(np.diagonal(pred)).all() and np.isfinite(pred[:16, :16]).all()
+    assert npy.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert predict(["--run-id", run_id, "--sequence", "ACDEFGHIKLMNPQRSTVWY" * 2, "--tracking-uri",
+                    smoke_sweep["uri"], "--out", str(tmp_path / "seq")]) == 0
+    assert np.load(tmp_path / "seq" / "sequence.npy").shape == (40, 40)
+    assert predict(["--run-id", run_id, "--sequence", "AC1", "--tracking-uri", smoke_sweep["uri"]]) == 2

@@ -94,3 +94,10 @@ def eval_targets(records, crop_size: int) -> tuple[np.ndarray, np.ndarray]:
         dist[i, :n, :n] = r.distance_matrix()[s:s + n, s:s + n]
         pair[i, :n, :n] = r.pair_mask()[s:s + n, s:s + n]
     return dist, pair
+
+
+def window_features(record: ProteinRecord, start: int, crop_size: int, features) -> np.ndarray:
+    """The model input for one window of one record (prediction time), as numpy."""
+    protein = {k: v[0] for k, v in _ragged([record], features.needs).items()}
+    x, _ = _example(protein, tf.constant(start, tf.int32), crop_size, features)
+    return x.numpy()
