@@ -9,11 +9,13 @@ import protstruct.config  # noqa: F401
 from tests.conftest import CONF
 
 GROUPS = {
-    "backbone": ["resnet50", "small_cnn"],
-    "decoder": ["transpose", "upsample"],
+    "backbone": ["resnet50", "small_cnn", "mobilenet_v2"],
+    "decoder": ["transpose", "upsample", "bilinear", "subpixel"],
+    "attention": ["none", "self_attention"],
+    "target": ["angstrom", "nanometre", "log"],
     "dropout": ["none", "seed"],
     "optimizer": ["adam", "adam_seed", "sgd", "adamw"],
-    "loss": ["mse", "huber"],
+    "loss": ["mse", "huber", "log_mse"],
     "data": ["embedded", "proteinnet", "structures"],
     "features": ["relpos", "sequence", "pssm"],
     "trainer": ["default"],

@@ -41,3 +41,37 @@ def test_crop_that_does_not_fit_the_stride_is_a_clear_error():
 def test_dropout_rate_out_of_range_is_a_clear_error():
     with pytest.raises(ValueError, match=r"dropout.rate: expected a value in \[0, 1\)"):
         build_model(backbones.small_cnn, decoders.upsample, 16, 1, 8, 1.5)
+
+
+@pytest.mark.parametrize("decoder", ["bilinear", "subpixel"])
+@pytest.mark.parametrize("attention", ["none", "self_attention"])
+@pytest.mark.parametrize("target", ["angstrom", "log"])
+def test_beyond_variants_build_and_keep_the_output_shape(decoder, attention, target):
+    cfg = _compose(f"decoder={decoder}", f"attention={attention}", f"target={target}", "backbone=small_cnn")
+    model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 32, 1,
+                        cfg.backbone.output_stride, 0.3, neck=instantiate(cfg.attention),
+                        output_transform=cfg.target.transform)
+    assert model.output.shape == (None, 32, 32, 1)
+    import numpy as np
+
+    out = model.predict(np.zeros((1, 32, 32, 1), np.float32), verbose=0)
+    assert np.isfinite(out).all() and (target != "log" or (out > 0).all())
+
+
+def test_icnr_starts_subpixel_as_nearest_neighbour_upsampling():
+    import keras
+    import numpy as np
+
+    inputs = keras.Input((5, 5, 3))
+    x = keras.layers.Conv2D(2 * 4, 3, padding="same", kernel_initializer=decoders.ICNR(2, seed=0))(inputs)
+    model = keras.Model(inputs, decoders.DepthToSpace(2)(x))
+    out = model.predict(np.random.default_rng(0).normal(size=(1, 5, 5, 3)).astype("float32"), verbose=0)[0]
+    blocks = out.reshape(5, 2, 5, 2, 2)
+    assert np.abs(blocks - blocks[:, :1, :, :1, :]).max() < 1e-5  # every 2×2 block is constant
+    assert np.abs(out).max() > 0
+
+
+def test_mobilenet_backbone_builds_with_one_channel():
+    cfg = _compose("backbone=mobilenet_v2")
+    model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 64, 1, cfg.backbone.output_stride)
+    assert model.output.shape == (None, 64, 64, 1)

@@ -7,7 +7,8 @@ layers, as the seed's model summaries imply.
 """
 from __future__ import annotations
 
-from keras import layers
+import keras
+from keras import layers, ops
 
 
 def _final_factor(output_stride: int, doublings: int, what: str) -> int:
@@ -47,4 +48,65 @@ def upsample(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64)
         x = layers.Conv2D(f, kernel_size, padding="same", activation="relu")(x)
     if last > 1:
         x = layers.UpSampling2D(last)(x)
+    return _head(x, dropout_rate, kernel_size)
+
+
+def bilinear(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64), kernel_size: int = 3):
+    """P1 with bilinear instead of nearest-neighbour resizing."""
+    last = _final_factor(output_stride, len(filters), "the bilinear decoder")
+    for f in filters:
+        x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+        x = layers.Conv2D(f, kernel_size, padding="same", activation="relu")(x)
+    if last > 1:
+        x = layers.UpSampling2D(last, interpolation="bilinear")(x)
+    return _head(x, dropout_rate, kernel_size)
+
+
+@keras.saving.register_keras_serializable("protstruct")
+class ICNR(keras.initializers.Initializer):
+    """Sub-pixel convolution init (Aitken et al. 2017): every r×r output block starts as a copy of
+    one sub-kernel, so depth-to-space begins as nearest-neighbour upsampling — no checkerboard."""
+
+    def __init__(self, scale: int, seed: int | None = None):
+        self.scale, self.seed = int(scale), seed
+
+    def __call__(self, shape, dtype=None):
+        kh, kw, cin, cout = shape
+        sub = keras.initializers.GlorotUniform(self.seed)((kh, kw, cin, cout // self.scale ** 2), dtype)
+        # depth-to-space reads output channel c of sub-pixel k from input channel k·C + c
+        return ops.tile(sub, (1, 1, 1, self.scale ** 2))
+
+    def get_config(self):
+        return {"scale": self.scale, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable("protstruct")
+class DepthToSpace(layers.Layer):
+    def __init__(self, block_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, x):
+        return ops.depth_to_space(x, self.block_size) if hasattr(ops, "depth_to_space") else \
+            _depth_to_space(x, self.block_size)
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+def _depth_to_space(x, r: int):
+    b, h, w, c = ops.shape(x)
+    x = ops.reshape(x, (b, h, w, r, r, c // (r * r)))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (b, h * r, w * r, c // (r * r)))
+
+
+def subpixel(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64, 32), kernel_size: int = 3):
+    """Sub-pixel convolutions (Conv2D to f·r² channels, ICNR init, depth-to-space), strides as P0's."""
+    last = _final_factor(output_stride, len(filters) - 1, "the subpixel decoder")
+    for i, f in enumerate(filters):
+        r = last if i == len(filters) - 1 else 2
+        x = layers.Conv2D(f * r * r, kernel_size, padding="same", activation="relu",
+                          kernel_initializer=ICNR(r))(x)
+        x = DepthToSpace(r)(x)
     return _head(x, dropout_rate, kernel_size)

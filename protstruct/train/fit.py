@@ -51,7 +51,8 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path) -> dict
 
     with strategy.scope():  # batch_size stays global: each replica sees batch / replicas
         model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), crop,
-                            features.channels, int(cfg.backbone.output_stride), float(cfg.dropout.rate))
+                            features.channels, int(cfg.backbone.output_stride), float(cfg.dropout.rate),
+                            neck=instantiate(cfg.attention), output_transform=str(cfg.target.transform))
         model.compile(optimizer=instantiate(cfg.optimizer), loss=instantiate(cfg.loss),
                       metrics=[MaskedRMSE()], jit_compile=bool(cfg.trainer.jit_compile))
     run_logger.log_metrics({"model/params": model.count_params()})

@@ -123,7 +123,8 @@ def run_job(cfg: DictConfig) -> float:
               "protstruct.worker_pid": str(os.getpid()),
               **_versions(),
               **{f"protstruct.{g}": choices.get(g, "") for g in
-                 ("backbone", "decoder", "dropout", "optimizer", "loss", "data", "features")}},
+                 ("backbone", "decoder", "dropout", "optimizer", "loss", "data", "features",
+                  "attention", "target")}},
     )
     run_logger.log_params({**mlflow_store.flatten(resolved), "overrides": " ".join(ctx["overrides"])})
     run_logger.log_text(OmegaConf.to_yaml(resolved), "config/resolved.yaml")

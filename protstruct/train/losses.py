@@ -58,6 +58,20 @@ def mse_loss():
 
 
 @keras.saving.register_keras_serializable("protstruct")
+def masked_log_mse(y_true, y_pred):
+    """Squared error of log(1 + d) over valid pairs: relative errors, so long distances do not
+    dominate the way they do in Å²."""
+    dist, mask, pred = _split(y_true, y_pred)
+    err = ops.log1p(ops.maximum(pred, 0.0)) - ops.log1p(ops.where(mask, dist, 0.0))
+    n = ops.sum(ops.cast(mask, "float32"))
+    return ops.sum(ops.where(mask, ops.square(err), 0.0)) / ops.maximum(n, 1.0)
+
+
+def log_mse_loss():
+    return masked_log_mse
+
+
+@keras.saving.register_keras_serializable("protstruct")
 class MaskedRMSE(keras.metrics.Metric):
     """Root of the pooled mean squared error over every valid pair seen (Å)."""
 
