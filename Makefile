@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 STORE := sqlite:///$(CURDIR)/mlflow.db
 STUDY_ARGS ?=
 
-.PHONY: help install test report study report-only mlflow-ui data bench clean-runs
+.PHONY: help install test report study report-only beyond mlflow-ui data bench clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,11 @@ report-only: install ## rebuild the P0-vs-P1 tables from the latest study sweep 
 		--out experiments/p0_vs_p1/results
 
 report: study report-only ## run the P0-vs-P1 study, then print and write its comparison table
+
+beyond: install ## run the "beyond" study (10 variants × 3 seeds, ~50 min on 2 cores) and its report
+	$(PY) run.py -m study=beyond $(STUDY_ARGS)
+	$(PY) -m protstruct.report --tracking-uri $(STORE) --experiment beyond --study beyond \
+		--group-by variant --reference variant=p1 --out experiments/beyond/results
 
 mlflow-ui: install ## browse every run at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000

@@ -98,3 +98,16 @@ def test_feature_channels_follow_the_chosen_features():
 
     channels = {opt: instantiate(_compose(f"features={opt}").features).channels for opt in GROUPS["features"]}
     assert channels == {"relpos": 1, "sequence": 43, "pssm": 83}
+
+
+def test_beyond_study_composes_every_variant():
+    cfg = _compose("study=beyond")
+    variants = str(cfg.hydra.sweeper.params.variant).split(",")
+    assert sorted(variants) == sorted(p.stem for p in (CONF / "variant").glob("*.yaml"))
+    assert len(str(cfg.hydra.sweeper.params.seed).split(",")) >= 3
+    for v in variants:
+        composed = _compose("study=beyond", f"variant={v}")
+        _resolved(composed)
+        assert composed.trainer.epochs == 10 and composed.data.crop_size == 64  # P1's budget
+    assert _compose("study=beyond", "variant=mobilenet").hydra.runtime.choices.backbone == "mobilenet_v2"
+    assert _compose("study=beyond", "variant=p1").hydra.runtime.choices.backbone == "resnet50"

@@ -124,7 +124,7 @@ def run_job(cfg: DictConfig) -> float:
               **_versions(),
               **{f"protstruct.{g}": choices.get(g, "") for g in
                  ("backbone", "decoder", "dropout", "optimizer", "loss", "data", "features",
-                  "attention", "target")}},
+                  "attention", "target", "variant")}},
     )
     run_logger.log_params({**mlflow_store.flatten(resolved), "overrides": " ".join(ctx["overrides"])})
     run_logger.log_text(OmegaConf.to_yaml(resolved), "config/resolved.yaml")
