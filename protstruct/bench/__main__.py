@@ -16,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-FULL = dict(crop=64, batch=10, steps=6, repeats=5, records=None, scaling_crops=(64, 128, 256),
+FULL = dict(crop=64, batch=10, steps=14, repeats=5, records=None, scaling_crops=(64, 128, 256),
             scaling_steps=3, files=None, sweep_jobs=3, sweep_repeats=5, variants=("P0", "P1"), backbone="resnet50")
 QUICK = dict(crop=32, batch=2, steps=2, repeats=1, records=6, scaling_crops=(32,), scaling_steps=1,
              files=6, sweep_jobs=2, sweep_repeats=1, variants=("P0",), backbone="small_cnn")
@@ -31,7 +31,10 @@ def machine() -> dict:
             "device": ", ".join(d.name for d in tf.config.list_physical_devices()) or "CPU"}
 
 
-def run(settings: dict, offline: bool) -> dict:
+ITEMS = ("1", "2", "3", "4", "5", "6")
+
+
+def run(settings: dict, offline: bool, items=ITEMS) -> dict:
     from protstruct.bench import data_and_sweeps, loops, step_rate
     from protstruct.data import embedded
 
@@ -42,15 +45,22 @@ def run(settings: dict, offline: bool) -> dict:
     results = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
                "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     t0 = time.perf_counter()
-    results["1_runner_vs_seed_loop"] = [loops.runner_vs_seed(train, val, v, s["crop"], s["batch"], s["steps"],
-                                                             s["repeats"]) for v in s["variants"]]
-    results["2_pipeline_efficiency"] = loops.pipeline_efficiency(train, "P0", s["crop"], s["batch"], s["repeats"])
-    results["3_preprocessing"] = data_and_sweeps.preprocessing(s["repeats"], s["files"], offline)
-    results["4_tracking_overhead"] = loops.tracking_overhead(train, val, "P0", s["crop"], s["batch"], s["repeats"])
-    results["5_sweep_overhead"] = data_and_sweeps.sweep_overhead(s["sweep_jobs"], s["sweep_repeats"])
-    results["6_scaling"] = [step_rate.measure(v, c, "float32", s["batch"], s["scaling_steps"], s["repeats"],
-                                              jit_compile=False, backbone=s["backbone"])
-                            for c in s["scaling_crops"] for v in s["variants"]]
+    if "1" in items:
+        results["1_runner_vs_seed_loop"] = [loops.runner_vs_seed(train, val, v, s["crop"], s["batch"], s["steps"],
+                                                                 s["repeats"]) for v in s["variants"]]
+    if "2" in items:
+        results["2_pipeline_efficiency"] = loops.pipeline_efficiency(train, "P0", s["crop"], s["batch"], s["repeats"])
+    if "3" in items:
+        results["3_preprocessing"] = data_and_sweeps.preprocessing(s["repeats"], s["files"], offline)
+    if "4" in items:
+        results["4_tracking_overhead"] = loops.tracking_overhead(train, val, "P0", s["crop"], s["batch"],
+                                                                 s["repeats"])
+    if "5" in items:
+        results["5_sweep_overhead"] = data_and_sweeps.sweep_overhead(s["sweep_jobs"], s["sweep_repeats"])
+    if "6" in items:
+        results["6_scaling"] = [step_rate.measure(v, c, "float32", s["batch"], s["scaling_steps"], s["repeats"],
+                                                  jit_compile=False, backbone=s["backbone"])
+                                for c in s["scaling_crops"] for v in s["variants"]]
     results["total_seconds"] = time.perf_counter() - t0
     return results
 
@@ -65,43 +75,54 @@ def markdown(r: dict) -> str:
              f"Machine: {m['cpus']} CPUs, {m['platform']}, Python {m['python']}, TensorFlow {m['tensorflow']}, "
              f"Keras {m['keras']}; devices: {m['device']}. Total {r['total_seconds']:.0f} s.", "",
              f"Fixed for items 1, 2, 4: {s['backbone']} + decoder, crop {s['crop']}, batch {s['batch']}, "
-             f"{s['steps']} steps per timed block (item 1), median of {s['repeats']} repeats after a warm-up.", "",
-             "## 1. Runner vs the seed's loop", "",
-             "| model | seed loop + per-batch validation | seed loop | protstruct runner | runner ÷ seed loop | "
-             "runner ÷ seed loop with validation | first-step loss diff |", "|---|---|---|---|---|---|---|"]
-    for x in r["1_runner_vs_seed_loop"]:
-        lines.append(f"| {x['variant']} | {x['seed_loop_with_per_batch_validation']['samples_per_s']:.2f}/s | "
-                     f"{x['seed_loop']['samples_per_s']:.2f}/s | {x['runner']['samples_per_s']:.2f}/s | "
-                     f"{x['runner_vs_seed_loop']:.2f}× | {x['runner_vs_seed_loop_with_validation']:.2f}× | "
-                     f"{x['first_step_loss']['abs_diff']:.2e} |")
-    p = r["2_pipeline_efficiency"]
-    lines += ["", "## 2. Input pipeline efficiency", "",
-              f"Real pipeline (random crops each epoch): {p['real_pipeline']['samples_per_s']:.2f} samples/s; "
-              f"same compiled step on in-memory tensors: {p['in_memory']['samples_per_s']:.2f} samples/s; "
-              f"**efficiency {p['efficiency']:.3f}** (interleaved epochs)."]
-    pre = r["3_preprocessing"]
-    lines += ["", "## 3. Preprocessing throughput", "", f"{pre['files']} files, {pre['megabytes']} MB: {pre['what']}.", "",
-              "| step | time | files/s |", "|---|---|---|"]
-    for k, v in pre.items():
-        if isinstance(v, dict):
-            lines.append(f"| {k} | {_t(v)} | {pre['files'] / v['median_s']:.1f} |")
-    t = r["4_tracking_overhead"]
-    lines += ["", "## 4. Tracking overhead (one epoch incl. validation, interleaved)", "",
-              f"Noise floor (off vs off again): {t['noise_floor']:+.1%}.", "", "| logging | epoch time | overhead |",
-              "|---|---|---|", f"| off | {_t(t['off'])} | — |"]
-    for mode, ov in t["overhead"].items():
-        lines.append(f"| {mode} | {_t(t[mode])} | {ov:+.1%} |")
-    sw = r["5_sweep_overhead"]
-    lines += ["", f"## 5. Sweep overhead ({sw['jobs']}-job `debug=smoke` multirun)", "",
-              "| launcher | wall | Σ job training | overhead |", "|---|---|---|---|"]
-    for mode in ("basic launcher", "joblib, 2 workers"):
-        x = sw[mode]
-        lines.append(f"| {mode} | {_t(x['wall'])} | {_t(x['sum_of_job_training'])} | "
-                     f"{_t(x['overhead (wall - sum of training)'])} |")
-    lines += ["", "## 6. Step time vs crop (float32, CPU)", "", "| model | crop | step | samples/s |", "|---|---|---|---|"]
-    for x in r["6_scaling"]:
-        lines.append(f"| {x['variant']} | {x['crop']} | {x['step_s_median']:.3g} s (min {x['step_s_min']:.3g}, "
-                     f"max {x['step_s_max']:.3g}) | {x['samples_per_s']:.2f} |")
+             f"{s['steps']} steps per timed block (item 1), median of {s['repeats']} repeats after a warm-up."]
+    if "1_runner_vs_seed_loop" in r:
+        lines += ["", "## 1. Runner vs the seed's loop", "",
+                  "Samples/s over one epoch of the same batches from the same weights. The first-step losses of "
+                  "the seed loop and the runner are compared with dropout off (its masks are random).", "",
+                  "| model | seed loop + per-batch validation | seed loop | bare compiled step | protstruct runner | "
+                  "runner ÷ seed loop | runner ÷ seed loop with validation | runner ÷ bare step | first-step loss diff |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for x in r["1_runner_vs_seed_loop"]:
+            lines.append(f"| {x['variant']} | {x['seed_loop_with_per_batch_validation']['samples_per_s']:.2f}/s | "
+                         f"{x['seed_loop']['samples_per_s']:.2f}/s | {x['bare_compiled_step']['samples_per_s']:.2f}/s | "
+                         f"{x['runner']['samples_per_s']:.2f}/s | {x['runner_vs_seed_loop']:.2f}× | "
+                         f"{x['runner_vs_seed_loop_with_validation']:.2f}× | {x['runner_vs_bare_compiled_step']:.3f} | "
+                         f"{x['first_step_loss']['abs_diff']:.2e} |")
+    if "2_pipeline_efficiency" in r:
+        p = r["2_pipeline_efficiency"]
+        lines += ["", "## 2. Input pipeline efficiency", "",
+                  f"Real pipeline (random crops each epoch): {p['real_pipeline']['samples_per_s']:.2f} samples/s; "
+                  f"same compiled step on in-memory tensors: {p['in_memory']['samples_per_s']:.2f} samples/s; "
+                  f"**efficiency {p['efficiency']:.3f}** (interleaved epochs)."]
+    if "3_preprocessing" in r:
+        pre = r["3_preprocessing"]
+        lines += ["", "## 3. Preprocessing throughput", "", f"{pre['files']} files, {pre['megabytes']} MB: {pre['what']}.",
+                  "", "| step | time | files/s |", "|---|---|---|"]
+        for k, v in pre.items():
+            if isinstance(v, dict):
+                lines.append(f"| {k} | {_t(v)} | {pre['files'] / v['median_s']:.1f} |")
+    if "4_tracking_overhead" in r:
+        t = r["4_tracking_overhead"]
+        lines += ["", "## 4. Tracking overhead (one epoch incl. validation, interleaved)", "",
+                  f"Noise floor (off vs off again): {t['noise_floor']:+.1%}.", "", "| logging | epoch time | overhead |",
+                  "|---|---|---|", f"| off | {_t(t['off'])} | — |"]
+        for mode, ov in t["overhead"].items():
+            lines.append(f"| {mode} | {_t(t[mode])} | {ov:+.1%} |")
+    if "5_sweep_overhead" in r:
+        sw = r["5_sweep_overhead"]
+        lines += ["", f"## 5. Sweep overhead ({sw['jobs']}-job `debug=smoke` multirun)", "",
+                  "| launcher | wall | Σ job training | overhead |", "|---|---|---|---|"]
+        for mode in ("basic launcher", "joblib, 2 workers"):
+            x = sw[mode]
+            lines.append(f"| {mode} | {_t(x['wall'])} | {_t(x['sum_of_job_training'])} | "
+                         f"{_t(x['overhead (wall - sum of training)'])} |")
+    if "6_scaling" in r:
+        lines += ["", "## 6. Step time vs crop (float32, CPU)", "", "| model | crop | step | samples/s |",
+                  "|---|---|---|---|"]
+        for x in r["6_scaling"]:
+            lines.append(f"| {x['variant']} | {x['crop']} | {x['step_s_median']:.3g} s (min {x['step_s_min']:.3g}, "
+                         f"max {x['step_s_max']:.3g}) | {x['samples_per_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,8 +131,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="CI-sized smoke run (asserts nothing about speed)")
     parser.add_argument("--offline", action="store_true", help="item 3 without downloading the real files")
     parser.add_argument("--out", type=Path, default=Path("experiments/bench"))
+    parser.add_argument("--items", default=",".join(ITEMS), help="comma-separated items to run (default all)")
     args = parser.parse_args(argv)
-    results = run(QUICK if args.quick else FULL, args.offline)
+    items = tuple(i.strip() for i in args.items.split(","))
+    results = run(QUICK if args.quick else FULL, args.offline, items)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)

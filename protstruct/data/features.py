@@ -2,7 +2,8 @@
 
 A feature object declares the per-residue inputs it ``needs`` (beyond the chain window itself),
 its number of ``channels``, and maps a window dict — ``inside`` (bool, residue within the chain),
-``aatype`` (int, -1 in padding), ``pssm`` (float, L×20) — to an ``(L, L, channels)`` tensor.
+``aatype`` (int, -1 in padding), ``pssm`` (float, L×20), each with any leading batch dimensions —
+to an ``(…, L, L, channels)`` tensor.
 """
 from __future__ import annotations
 
@@ -24,18 +25,18 @@ class RelativePosition:
 
     def __call__(self, window) -> tf.Tensor:
         inside = window["inside"] if isinstance(window, dict) else window
-        n = tf.shape(inside)[0]
-        idx = tf.range(n, dtype=tf.float32)
+        idx = tf.range(tf.shape(inside)[-1], dtype=tf.float32)
         rel = tf.abs(idx[:, None] - idx[None, :]) * self.scale
-        both = tf.cast(inside[:, None] & inside[None, :], tf.float32)
+        both = tf.cast(inside[..., :, None] & inside[..., None, :], tf.float32)
         return (rel * both)[..., None]
 
 
 def _outer_concat(per_residue: tf.Tensor) -> tf.Tensor:
-    """(L, C) → (L, L, 2C): row residue's features, then column residue's."""
-    n = tf.shape(per_residue)[0]
-    rows = tf.tile(per_residue[:, None, :], [1, n, 1])
-    cols = tf.tile(per_residue[None, :, :], [n, 1, 1])
+    """(…, L, C) → (…, L, L, 2C): the row residue's features, then the column residue's."""
+    dims = tf.shape(per_residue)
+    shape = tf.concat([dims[:-1], dims[-2:-1], dims[-1:]], 0)
+    rows = tf.broadcast_to(per_residue[..., :, None, :], shape)
+    cols = tf.broadcast_to(per_residue[..., None, :, :], shape)
     return tf.concat([rows, cols], -1)
 
 

@@ -5,6 +5,10 @@ Targets are ``(crop, crop, 2)``: channel 0 the C-alpha distances in Å, channel 
 window per protein per epoch (seeded, stateless, so runs repeat exactly); evaluation takes the
 deterministic *centred* window (start = (L - crop) // 2; shorter chains are padded), the same for
 every variant, so comparisons are paired per protein.
+
+Crops are cut a whole batch at a time: per-residue arrays of all proteins are concatenated once
+(``_Packed``) and a batch's windows are one gather, so the input pipeline costs a few large ops per
+step instead of dozens of small ones per protein.
 """
 from __future__ import annotations
 
@@ -14,46 +18,51 @@ import tensorflow as tf
 from protstruct.data.records import ProteinRecord
 
 
-def _ragged(records: list[ProteinRecord], needs=frozenset()) -> dict:
-    """Per-residue arrays of all records as ragged tensors: ca, mask, and what features need."""
-    if not records:
-        raise ValueError("no proteins to build a dataset from (is a split empty? see data.limit)")
-    arrays = {"ca": [r.ca for r in records], "mask": [r.mask for r in records]}
-    if "aatype" in needs:
-        arrays["aatype"] = [r.aatype() for r in records]
-    if "pssm" in needs:
-        lacking = [r.id for r in records if r.pssm is None]
-        if lacking:
-            raise ValueError(f"features: PSSM pair features need a source with PSSMs (data=proteinnet); "
-                             f"{len(lacking)} record(s) have none, e.g. {lacking[0]}")
-        arrays["pssm"] = [r.pssm for r in records]
-    lengths = [r.length for r in records]
-    return {k: tf.RaggedTensor.from_row_lengths(np.concatenate(v), lengths) for k, v in arrays.items()}
+class _Packed:
+    """All records' per-residue arrays, concatenated, with each record's offset and length."""
+
+    def __init__(self, records: list[ProteinRecord], needs=frozenset()):
+        if not records:
+            raise ValueError("no proteins to build a dataset from (is a split empty? see data.limit)")
+        lengths = np.array([r.length for r in records], np.int32)
+        self.lengths = tf.constant(lengths)
+        self.offsets = tf.constant(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int32))
+        arrays = {"ca": np.concatenate([r.ca for r in records]).astype(np.float32),
+                  "mask": np.concatenate([r.mask for r in records])}
+        if "aatype" in needs:
+            arrays["aatype"] = np.concatenate([r.aatype() for r in records])
+        if "pssm" in needs:
+            lacking = [r.id for r in records if r.pssm is None]
+            if lacking:
+                raise ValueError(f"features: PSSM pair features need a source with PSSMs (data=proteinnet); "
+                                 f"{len(lacking)} record(s) have none, e.g. {lacking[0]}")
+            arrays["pssm"] = np.concatenate([r.pssm for r in records]).astype(np.float32)
+        self.arrays = {k: tf.constant(v) for k, v in arrays.items()}
+        self.count = len(records)
+
+    def windows(self, index, start, crop_size: int) -> dict:
+        """Residues [start, start + crop) of proteins ``index`` (both (B,)), padded: (B, crop, …)."""
+        pos = start[:, None] + tf.range(crop_size)[None, :]
+        inside = pos < tf.gather(self.lengths, index)[:, None]
+        flat = tf.where(inside, tf.gather(self.offsets, index)[:, None] + pos, 0)
+        window = {"inside": inside}
+        for key, values in self.arrays.items():
+            got = tf.gather(values, flat)
+            keep = tf.reshape(inside, tf.concat([tf.shape(inside), tf.ones([tf.rank(got) - 2], tf.int32)], 0))
+            window[key] = tf.where(keep, got, tf.cast(-1 if key == "aatype" else 0, got.dtype))
+        return window
 
 
-def _window(protein: dict, start, crop_size: int) -> dict:
-    """Slice residues [start, start + crop) of every array and pad to crop_size."""
-    length = tf.shape(protein["ca"])[0]
-    stop = tf.minimum(start + crop_size, length)
-    pad = crop_size - (stop - start)
-    window = {"inside": tf.pad(tf.ones([stop - start], tf.bool), [[0, pad]])}
-    for key, value in protein.items():
-        padding = [[0, pad]] + [[0, 0]] * (len(value.shape) - 1)
-        window[key] = tf.pad(value[start:stop], padding, constant_values=-1 if key == "aatype" else 0)
-    return window
-
-
-def _example(protein: dict, start, crop_size: int, features):
-    window = _window(protein, start, crop_size)
-    ca, observed = window["ca"], window["mask"]
-    diff = ca[:, None, :] - ca[None, :, :]
-    pair = observed[:, None] & observed[None, :]
+def _examples(window: dict, crop_size: int, features):
+    ca, observed = window["ca"], window["mask"] & window["inside"]
+    diff = ca[..., :, None, :] - ca[..., None, :, :]
+    pair = observed[..., :, None] & observed[..., None, :]
     # the sqrt of 0 has an infinite gradient; targets carry no gradient but keep them finite anyway
     dist = tf.where(pair, tf.sqrt(tf.reduce_sum(diff * diff, -1) + 1e-12), 0.0)
     target = tf.stack([dist, tf.cast(pair, tf.float32)], -1)
     x = features(window)
-    x.set_shape([crop_size, crop_size, features.channels])
-    target.set_shape([crop_size, crop_size, 2])
+    x.set_shape([None, crop_size, crop_size, features.channels])
+    target.set_shape([None, crop_size, crop_size, 2])
     return x, target
 
 
@@ -62,26 +71,33 @@ def centred_start(length: int, crop_size: int) -> int:
 
 
 def train_dataset(records, crop_size: int, batch_size: int, features, seed: int) -> tf.data.Dataset:
-    data = tf.data.Dataset.from_tensor_slices(_ragged(records, features.needs))
-    data = data.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
+    packed = _Packed(records, features.needs)
+    order = tf.data.Dataset.range(packed.count).shuffle(packed.count, seed=seed, reshuffle_each_iteration=True)
     crop_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    data = tf.data.Dataset.zip((data, crop_seeds))
+    data = tf.data.Dataset.zip((order.batch(batch_size), crop_seeds))
 
-    def random_crop(protein, crop_seed):
-        max_start = tf.maximum(tf.shape(protein["ca"])[0] - crop_size, 0)
-        start = tf.random.stateless_uniform([], crop_seed, 0, max_start + 1, dtype=tf.int32)
-        return _example(protein, start, crop_size, features)
+    def random_crops(index, crop_seed):
+        index = tf.cast(index, tf.int32)
+        room = tf.maximum(tf.gather(packed.lengths, index) - crop_size, 0) + 1
+        u = tf.random.stateless_uniform(tf.shape(index), crop_seed)
+        start = tf.minimum(tf.cast(u * tf.cast(room, tf.float32), tf.int32), room - 1)
+        return _examples(packed.windows(index, start, crop_size), crop_size, features)
 
-    data = data.map(random_crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return data.map(random_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) \
+        .prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(records, crop_size: int, batch_size: int, features) -> tf.data.Dataset:
+    packed = _Packed(records, features.needs)
     starts = tf.constant([centred_start(r.length, crop_size) for r in records], tf.int32)
-    data = tf.data.Dataset.from_tensor_slices((_ragged(records, features.needs), starts))
-    data = data.map(lambda protein, s: _example(protein, s, crop_size, features),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return data.cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    data = tf.data.Dataset.range(packed.count).batch(batch_size)
+
+    def centred_crops(index):
+        index = tf.cast(index, tf.int32)
+        return _examples(packed.windows(index, tf.gather(starts, index), crop_size), crop_size, features)
+
+    return data.map(centred_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) \
+        .cache().prefetch(tf.data.AUTOTUNE)
 
 
 def eval_targets(records, crop_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +114,6 @@ def eval_targets(records, crop_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def window_features(record: ProteinRecord, start: int, crop_size: int, features) -> np.ndarray:
     """The model input for one window of one record (prediction time), as numpy."""
-    protein = {k: v[0] for k, v in _ragged([record], features.needs).items()}
-    x, _ = _example(protein, tf.constant(start, tf.int32), crop_size, features)
-    return x.numpy()
+    packed = _Packed([record], features.needs)
+    x, _ = _examples(packed.windows(tf.constant([0]), tf.constant([start]), crop_size), crop_size, features)
+    return x.numpy()[0]
