@@ -120,8 +120,8 @@ def pipeline_efficiency(records, variant: str, crop: int, batch: int, repeats: i
     """Runner on the real pipeline (fresh random crops every epoch) vs on in-memory tensors."""
     model = _compiled(make_model(variant, crop))
     real = pipeline.train_dataset(records, crop, batch, RelativePosition(), seed=0)
-    x = np.concatenate([xb for xb, _ in real.as_numpy_iterator()])
-    y = np.concatenate([yb for _, yb in real.as_numpy_iterator()])
+    one_epoch = list(real.as_numpy_iterator())
+    x, y = (np.concatenate([b[k] for b in one_epoch]) for k in (0, 1))
     memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
     n = len(records)
 
