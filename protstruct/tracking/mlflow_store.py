@@ -6,6 +6,7 @@ and a stray ``./mlruns`` folder silently switches it to the file store).
 """
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from pathlib import Path
@@ -57,7 +58,10 @@ def flatten(tree, prefix: str = "") -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=8)
 def git_commit(root: Path) -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes), read once per process: the
+    code a process runs is what it imported, even if the checkout moves on during a sweep."""
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
