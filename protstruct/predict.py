@@ -6,7 +6,7 @@
 Writes ``<name>.npy`` (the predicted L×L distance matrix, Å) and ``<name>.png`` (its heatmap,
 with the true matrix beside it when the input has coordinates). The model sees fixed windows of
 ``data.crop_size`` residues along the diagonal (stride crop/2, overlaps averaged), exactly as in
-training; pairs farther apart than one window never share a window and are left NaN.
+training; pairs that never share a window (possible from crop/2 residues apart) are left NaN.
 """
 from __future__ import annotations
 
@@ -24,22 +24,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def load_run(run_id: str, uri: str):
     """(keras model, resolved config dict) of a FINISHED run."""
     import keras
-    import yaml
+    from omegaconf import OmegaConf
 
-    import protstruct.train.losses  # noqa: F401  (registers the custom loss and metric)
+    import protstruct.models.decoders  # noqa: F401  (register protstruct's custom layers, loss
+    import protstruct.models.model  # noqa: F401    and metric, so that saved models load)
+    import protstruct.train.losses  # noqa: F401
     from protstruct.tracking import mlflow_store
 
     client = mlflow_store.client_for(uri)
     run = client.get_run(run_id)
     if run.info.status != "FINISHED":
         raise ValueError(f"--run-id {run_id}: run is {run.info.status}, expected FINISHED")
-    tmp = tempfile.mkdtemp()
-    try:
-        model_path = client.download_artifacts(run_id, "model/model.keras", tmp)
-    except Exception as exc:
-        raise ValueError(f"--run-id {run_id}: no model/model.keras artifact (tracking.log_model was off?)") from exc
-    cfg = yaml.safe_load(Path(client.download_artifacts(run_id, "config/resolved.yaml", tmp)).read_text())
-    return keras.saving.load_model(model_path), cfg
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            model_path = client.download_artifacts(run_id, "model/model.keras", tmp)
+        except Exception as exc:
+            raise ValueError(f"--run-id {run_id}: no model/model.keras artifact (tracking.log_model was off?)") from exc
+        cfg = OmegaConf.to_container(OmegaConf.load(client.download_artifacts(run_id, "config/resolved.yaml", tmp)))
+        return keras.saving.load_model(model_path), cfg
 
 
 def predict_matrix(model, record, crop: int, features) -> np.ndarray:

@@ -75,3 +75,17 @@ def test_mobilenet_backbone_builds_with_one_channel():
     cfg = _compose("backbone=mobilenet_v2")
     model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 64, 1, cfg.backbone.output_stride)
     assert model.output.shape == (None, 64, 64, 1)
+
+
+def test_models_with_custom_layers_save_and_load(tmp_path):
+    import keras
+    import numpy as np
+
+    cfg = _compose("decoder=subpixel", "attention=self_attention", "target=log", "backbone=small_cnn")
+    model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 32, 1,
+                        cfg.backbone.output_stride, 0.0, neck=instantiate(cfg.attention),
+                        output_transform=cfg.target.transform)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)

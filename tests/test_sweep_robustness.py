@@ -91,6 +91,7 @@ def test_sigterm_kills_the_run_and_rerunning_launches_exactly_the_missing_jobs(t
     assert status == {"seed=0": "FINISHED", "seed=1": "KILLED"}
     killed = next(r for r in runs if r.info.run_name == "seed=1")
     assert len(client.get_metric_history(killed.info.run_id, "val/rmse")) >= 1
+    assert client.get_run(killed.data.tags["mlflow.parentRunId"]).info.status == "KILLED"
 
     dry = run_cli([*args, "dry_run=true", f"hydra.sweep.dir={tmp_path}/dry"], cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr[-3000:]
@@ -109,6 +110,11 @@ def test_sigterm_kills_the_run_and_rerunning_launches_exactly_the_missing_jobs(t
     finished = sorted(r.info.run_name for r in runs if r.info.status == "FINISHED")
     assert finished == ["seed=0", "seed=1", "seed=2"]
     assert sum(r.info.status == "KILLED" for r in runs) == 1
+    # the resumed sweep's report sees all three jobs: two trained now, one reused from before
+    from protstruct.report.build import make_report
+
+    text = make_report(f"sqlite:///{tmp_path}/mlflow.db", "resume", None, None, ["seed"], None, None)
+    assert "3 jobs" in text
 
 
 def test_joblib_runs_jobs_in_parallel_without_losing_runs(tmp_path):

@@ -22,8 +22,14 @@ from tests.conftest import run_cli
 PG_USER = os.environ.get("PROTSTRUCT_PG_USER", "protstruct_pg")
 
 
+def _pg_tool(name: str) -> str | None:
+    """On PATH, or where Debian's postgresql package puts it."""
+    found = shutil.which(name)
+    return found or next((str(p) for p in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
+
+
 def _why_no_postgres() -> str | None:
-    missing = [tool for tool in ("initdb", "pg_ctl", "psql") if shutil.which(tool) is None]
+    missing = [tool for tool in ("initdb", "pg_ctl", "psql") if _pg_tool(tool) is None]
     if missing:
         return f"PostgreSQL tools not on PATH: {missing}"
     try:
@@ -57,15 +63,15 @@ def postgres():
     shutil.chown(root, PG_USER)
     port = _free_port()
     data = root / "data"
-    _as_pg_user(f"{shutil.which('initdb')} -D {data} -A trust -U postgres --no-sync >/dev/null")
-    _as_pg_user(f"{shutil.which('pg_ctl')} -D {data} -l {root}/pg.log -w "
+    _as_pg_user(f"{_pg_tool('initdb')} -D {data} -A trust -U postgres --no-sync >/dev/null")
+    _as_pg_user(f"{_pg_tool('pg_ctl')} -D {data} -l {root}/pg.log -w "
                 f"-o '-p {port} -k {root} -c listen_addresses=127.0.0.1' start >/dev/null")
     try:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
+        subprocess.run([_pg_tool("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
                         "create database mlflow"], check=True, capture_output=True, timeout=60)
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"  # SQLAlchemy 2.1 defaults to psycopg 3
     finally:
-        _as_pg_user(f"{shutil.which('pg_ctl')} -D {data} -m fast -w stop >/dev/null")
+        _as_pg_user(f"{_pg_tool('pg_ctl')} -D {data} -m fast -w stop >/dev/null")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -16,7 +16,7 @@ from protstruct.data import identity, proteinnet
 from protstruct.data.structures import Skip, is_structure_file, read_structure_file
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump when parsing or splitting changes: old entries are never reused
 PROTEINNET_SPLITS = {"training": "train", "validation": "val", "testing": "test"}
 
 
@@ -89,7 +89,10 @@ def load(path: str | Path, kind: str, min_length: int = 40, max_length: int | No
         reasons = Counter(s.reason for s in skips)
         raise ValueError(f"data.path: {path}: no usable protein chain in {len(files)} file(s); "
                          f"skipped {dict(reasons)} (expected protein chains with >= {min_length} residues)")
-    if any(s is None for s in splits):  # no ProteinNet split files: split by 90 % identity cluster
+    if set(splits) != {"train", "val", "test"}:  # not a complete set of ProteinNet split files
+        if any(s is not None for s in splits):
+            log.warning("data: %s has ProteinNet split file(s) for %s only: splitting all %d chains by "
+                        "90 %% identity cluster instead", path, sorted({s for s in splits if s}), len(kept))
         clusters = identity.cluster([r.sequence for r in kept])
         splits = identity.assign_splits(clusters, [r.id for r in kept])
     result = (kept, skips, splits)

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     try:
         text = make_report(args.tracking_uri or default_uri(), args.experiment, args.study,
                            args.parent_run_id, keys, reference, args.out)
-    except (LookupError, KeyError) as exc:
+    except (LookupError, KeyError, ValueError) as exc:
         print(f"protstruct.report: {exc.args[0]}", file=sys.stderr)
         return 2
     print(text)

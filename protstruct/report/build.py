@@ -86,11 +86,13 @@ def make_report(uri: str, experiment: str, study: str | None, parent_run_id: str
             images.append(figures.loss_curves(histories, out / "loss_curves.png"))
         if samples:
             images.append(figures.heatmaps(samples, out / "heatmaps.png"))
+    written = [*images, out / "report.md", out / "report.csv", out / "report.html"]
     (out / "report.md").write_text(text)
     table.to_csv(out / "report.csv", index=False)
     if not paired_table.empty:
         paired_table.to_csv(out / "paired.csv", index=False)
+        written.append(out / "paired.csv")
     (out / "report.html").write_text(html.page(f"protstruct report — {experiment}", text, images))
-    for path in sorted(out.iterdir()):
+    for path in written:
         client.log_artifact(parent.info.run_id, str(path), "report")
     return text

@@ -4,7 +4,7 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 
-from protstruct.tracking import mlflow_store
+from protstruct.tracking import mlflow_store, sweep
 
 
 def latest_sweep(client, experiment_id: str, study: str | None = None):
@@ -29,12 +29,13 @@ def sweep_runs(uri: str, experiment: str, study: str | None = None, parent_run_i
         raise LookupError(f"no sweep (parent run){what} in experiment {experiment!r} at {uri}; "
                           f"run one with `python run.py -m ...` first")
     mlflow.set_tracking_uri(uri)
-    children = mlflow.search_runs(
-        experiment_ids=[exp.experiment_id],
-        filter_string=f"tags.`{mlflow_store.PARENT_TAG}` = '{parent.info.run_id}'",
-        output_format="pandas",
-        max_results=50000,
-    )
+    # the sweep's own job runs, and FINISHED runs of earlier sweeps that stood in for skipped jobs
+    found = [mlflow.search_runs(experiment_ids=[exp.experiment_id], filter_string=f, output_format="pandas",
+                                max_results=50000)
+             for f in (f"tags.`{mlflow_store.PARENT_TAG}` = '{parent.info.run_id}'",
+                       f"tags.`{sweep.REUSED_TAG_PREFIX}{parent.info.run_id}` = '1'")]
+    children = pd.concat([f for f in found if not f.empty] or [found[0]], ignore_index=True) \
+        .drop_duplicates("run_id")
     if children.empty:
         raise LookupError(f"sweep run {parent.info.run_id} in {experiment!r} has no job runs")
     return parent, children

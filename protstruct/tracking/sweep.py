@@ -18,6 +18,7 @@ from protstruct.tracking import mlflow_store
 log = logging.getLogger(__name__)
 PARENT_FILE = "mlflow_parent_run_id"
 JOBS_FILE = "jobs.jsonl"
+REUSED_TAG_PREFIX = "protstruct.reused_by."  # + parent run id: a FINISHED run that stood in for a job
 
 
 def record_job(sweep_dir, num, name: str, status: str, run_id: str | None, test_rmse: float | None = None):
@@ -80,11 +81,10 @@ class MlflowSweepCallback(Callback):
         if self._logger is None:
             return
         client, run_id = self._logger.client, self._logger.run_id
-        children = client.search_runs(
-            [client.get_run(run_id).info.experiment_id],
-            filter_string=f"tags.`{mlflow_store.PARENT_TAG}` = '{run_id}'",
-            max_results=10000,
-        )
+        exp = [client.get_run(run_id).info.experiment_id]
+        children = [r for tag in (f"`{mlflow_store.PARENT_TAG}`", f"`{REUSED_TAG_PREFIX}{run_id}`")
+                    for r in client.search_runs(exp, f"tags.{tag} = '{run_id if 'parent' in tag else '1'}'",
+                                                max_results=10000)]
         statuses = [c.info.status for c in children]
         counts = {s: statuses.count(s) for s in sorted(set(statuses))}
         self._logger.set_tags({"protstruct.jobs": str(len(children)),

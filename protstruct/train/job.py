@@ -4,7 +4,6 @@ Imported by ``run.py`` before TensorFlow: thread settings must precede TensorFlo
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -84,38 +83,11 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run_job(cfg: DictConfig) -> float:
-    ctx = _context()
-    threads = device.set_cpu_threads(ctx["workers"])
-    splits = instantiate(cfg.data.source)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    key = resume.job_key(resolved, splits.fingerprint())
-    client = mlflow_store.client_for(cfg.tracking.uri)
-    exp_id = mlflow_store.ensure_experiment(client, cfg.tracking.experiment, cfg.tracking.artifact_root)
-    done = resume.finished_run(client, exp_id, key)
-    commit = mlflow_store.git_commit(project_root())
-
-    if cfg.dry_run:
-        plan = f"skip (FINISHED run {done.info.run_id})" if done and not cfg.rerun else "run"
-        print(f"[dry-run] #{ctx['num']} {ctx['name']}: would {plan}", flush=True)
-        sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], "dry-run:" + plan, None)
-        return math.nan
-    if done and not cfg.rerun:
-        old_commit = done.data.tags.get("protstruct.git_commit", "unknown")
-        if old_commit != commit:
-            log.warning("job %s: the FINISHED run %s was made at git commit %s, this checkout is %s; "
-                        "pass rerun=true to train again with this code", ctx["name"], done.info.run_id,
-                        old_commit, commit)
-        log.info("[skipped] %s: identical config and data already FINISHED as run %s", ctx["name"],
-                 done.info.run_id)
-        sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], "skipped", done.info.run_id,
-                         done.data.metrics.get("test/rmse"))
-        return _best_val(client, done.info.run_id)
-
+def _start_run(client, exp_id: str, ctx: dict, cfg: DictConfig, tags: dict) -> mlflow_store.RunLogger:
     choices = ctx["choices"]
-    run_logger = mlflow_store.RunLogger.start(
+    return mlflow_store.RunLogger.start(
         client, exp_id, ctx["name"], parent_run_id=ctx["parent"],
-        tags={"protstruct.role": "job", "protstruct.git_commit": commit, resume.KEY_TAG: key,
+        tags={"protstruct.role": "job", "protstruct.git_commit": mlflow_store.git_commit(project_root()),
               "protstruct.output_dir": str(ctx["output_dir"].resolve()),
               "protstruct.overrides": " ".join(ctx["overrides"]),
               "protstruct.command": " ".join(sys.argv),
@@ -124,44 +96,92 @@ def run_job(cfg: DictConfig) -> float:
               **_versions(),
               **{f"protstruct.{g}": choices.get(g, "") for g in
                  ("backbone", "decoder", "dropout", "optimizer", "loss", "data", "features",
-                  "attention", "target", "variant")}},
+                  "attention", "target", "variant")},
+              **tags},
     )
-    run_logger.log_params({**mlflow_store.flatten(resolved), "overrides": " ".join(ctx["overrides"])})
-    run_logger.log_text(OmegaConf.to_yaml(resolved), "config/resolved.yaml")
-    log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
-             f" ({threads} CPU threads)" if threads else "")
+
+
+def _reuse(client, done, ctx: dict) -> float:
+    """A FINISHED run with the same key stands in for this job: say so, and link it to this sweep
+    so that the sweep's report still sees every job."""
+    commit = mlflow_store.git_commit(project_root())
+    old_commit = done.data.tags.get("protstruct.git_commit", "unknown")
+    if old_commit != commit:
+        log.warning("job %s: the FINISHED run %s was made at git commit %s, this checkout is %s; "
+                    "pass rerun=true to train again with this code", ctx["name"], done.info.run_id,
+                    old_commit, commit)
+    if ctx["parent"]:
+        client.set_tag(done.info.run_id, f"{sweep.REUSED_TAG_PREFIX}{ctx['parent']}", "1")
+    log.info("[skipped] %s: identical config and data already FINISHED as run %s", ctx["name"], done.info.run_id)
+    sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], "skipped", done.info.run_id,
+                     done.data.metrics.get("test/rmse"))
+    return _best_val(client, done.info.run_id)
+
+
+def run_job(cfg: DictConfig) -> float:
+    ctx = _context()
+    threads = device.set_cpu_threads(ctx["workers"])
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+    client = exp_id = run_logger = None
     status, metrics = "FAILED", {}
     try:
-        from protstruct.train.fit import fit_and_evaluate  # TensorFlow starts here
+        device.enable_memory_growth()  # before anything (a TFRecord parse) touches a GPU
+        client = mlflow_store.client_for(cfg.tracking.uri)
+        exp_id = mlflow_store.ensure_experiment(client, cfg.tracking.experiment, cfg.tracking.artifact_root)
+        splits = instantiate(cfg.data.source)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        key = resume.job_key(resolved, splits.fingerprint())
+        done = resume.finished_run(client, exp_id, key)
+        if cfg.dry_run:
+            plan = f"skip (FINISHED run {done.info.run_id})" if done and not cfg.rerun else "run"
+            print(f"[dry-run] #{ctx['num']} {ctx['name']}: would {plan}", flush=True)
+            sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], "dry-run:" + plan, None)
+            return math.nan
+        if done and not cfg.rerun:
+            return _reuse(client, done, ctx)
+        run_logger = _start_run(client, exp_id, ctx, cfg, {resume.KEY_TAG: key})
+        run_logger.log_params({**mlflow_store.flatten(resolved), "overrides": " ".join(ctx["overrides"])})
+        run_logger.log_text(OmegaConf.to_yaml(resolved), "config/resolved.yaml")
+        log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
+                 f" ({threads} CPU threads)" if threads else "")
+        from protstruct.train.fit import fit_and_evaluate  # TensorFlow's training machinery
 
         with tempfile.TemporaryDirectory() as tmp:
             metrics = fit_and_evaluate(cfg, splits, run_logger, Path(tmp))
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
-        if ctx["parent"]:
+        if ctx["parent"] and client is not None:
             client.set_terminated(ctx["parent"], "KILLED")
         raise
     except Exception as exc:
-        run_logger.set_tags({"protstruct.error": f"{type(exc).__name__}: {exc}"[:5000]})
-        run_logger.log_text(traceback.format_exc(), "error.txt")
         log.error("job %s failed: %s: %s", ctx["name"], type(exc).__name__, exc)
+        if run_logger is None and exp_id is not None:  # failed before its run existed: record one
+            run_logger = _start_run(client, exp_id, ctx, cfg, {})
+        if run_logger is not None:
+            run_logger.set_tags({"protstruct.error": f"{type(exc).__name__}: {exc}"[:5000]})
+            run_logger.log_text(traceback.format_exc(), "error.txt")
+        else:
+            sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], "failed", None)
         if not ctx["multirun"]:
             raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-        artifacts.log_hydra_files(run_logger, ctx["output_dir"], ctx["log_file"])
-        run_logger.finish(status)
-        word = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed"}[status]
-        sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], word, run_logger.run_id,
-                         metrics.get("test/rmse"))
-        summary = " ".join(f"{k}={metrics[k]:.4g}" for k in ("test/rmse", "test/mse", "baseline/test_rmse")
-                           if k in metrics)
-        log.info("[%s] %s %s run_id=%s", word, ctx["name"], summary, run_logger.run_id)
-    return _best_val(client, run_logger.run_id)
+        if run_logger is not None:
+            try:
+                artifacts.log_hydra_files(run_logger, ctx["output_dir"], ctx["log_file"])
+            finally:
+                run_logger.finish(status)
+            word = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed"}[status]
+            sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], word, run_logger.run_id,
+                             metrics.get("test/rmse"))
+            summary = " ".join(f"{k}={metrics[k]:.4g}" for k in ("test/rmse", "test/mse", "baseline/test_rmse")
+                               if k in metrics)
+            log.info("[%s] %s %s run_id=%s", word, ctx["name"], summary, run_logger.run_id)
+    return _best_val(client, run_logger.run_id) if status == "FINISHED" else math.nan
 
 
 def _best_val(client, run_id: str) -> float:
-    """The job's return value, which Optuna-style sweepers minimise: the best val/rmse."""
-    return min((m.value for m in client.get_metric_history(run_id, "val/rmse")), default=math.nan)
+    """The job's return value, which Optuna-style sweepers minimise: the best finite val/rmse."""
+    values = [m.value for m in client.get_metric_history(run_id, "val/rmse") if math.isfinite(m.value)]
+    return min(values, default=math.nan)
