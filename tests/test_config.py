@@ -110,4 +110,11 @@ def test_beyond_study_composes_every_variant():
         _resolved(composed)
         assert composed.trainer.epochs == 10 and composed.data.crop_size == 64  # P1's budget
     assert _compose("study=beyond", "variant=mobilenet").hydra.runtime.choices.backbone == "mobilenet_v2"
+    from hydra.utils import instantiate
+
+    for v in ("small_cnn", "mobilenet"):  # the study's BatchNorm setting reaches every backbone
+        cfg = _compose("study=beyond", f"variant={v}")
+        body = instantiate(cfg.backbone.build)((64, 64, 1), output_stride=cfg.backbone.output_stride)
+        bn = [layer.momentum for layer in body.layers if layer.__class__.__name__ == "BatchNormalization"]
+        assert bn and set(bn) == {0.9}
     assert _compose("study=beyond", "variant=p1").hydra.runtime.choices.backbone == "resnet50"

@@ -42,7 +42,8 @@ def keras_application(input_shape, name: str, output_stride: int = 32,
     return _check_stride(_set_bn_momentum(model, bn_momentum), input_shape, output_stride)
 
 
-def small_cnn(input_shape, output_stride: int = 8, filters=(32, 64, 128)) -> keras.Model:
+def small_cnn(input_shape, output_stride: int = 8, filters=(32, 64, 128),
+              bn_momentum: float | None = None) -> keras.Model:
     """A small CNN for fast CPU runs: one stride-2 stage (two 3x3 convs + BN) per filter count."""
     if 2 ** len(filters) != output_stride:
         raise ValueError(
@@ -58,4 +59,5 @@ def small_cnn(input_shape, output_stride: int = 8, filters=(32, 64, 128)) -> ker
         x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
-    return _check_stride(keras.Model(inputs, x, name="small_cnn"), input_shape, output_stride)
+    model = _set_bn_momentum(keras.Model(inputs, x, name="small_cnn"), bn_momentum)
+    return _check_stride(model, input_shape, output_stride)
