@@ -1,6 +1,7 @@
 """Assemble a sweep's report: tables, paired comparisons, figures, HTML; log them on the sweep."""
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from protstruct.report import figures, html, paired, runs, tables
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file clutters reports
 
 
 def _variant(row, group_cols: dict[str, str]) -> str:
