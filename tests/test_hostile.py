@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from protstruct.data import embedded, folder, proteinnet
 from protstruct.data.records import ProteinRecord
-from protstruct.data.sources import proteinnet_source, structures_source
+from protstruct.data.sources import structures_source
 from tests import fixtures as fx
 from tests.conftest import ROOT, run_cli, store_overrides
 
