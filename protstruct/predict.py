@@ -54,7 +54,8 @@ def predict_matrix(model, record, crop: int, features) -> np.ndarray:
     count = np.zeros((length, length))
     for start in starts:
         window = pipeline.window_features(record, start, crop, features)
-        pred = model.predict(window[None], verbose=0)[0, ..., 0]
+        # predict_on_batch, not predict: no tf.data iterator (and its autotuner) per window
+        pred = np.asarray(model.predict_on_batch(window[None]))[0, ..., 0]
         n = min(crop, length - start)
         total[start:start + n, start:start + n] += pred[:n, :n]
         count[start:start + n, start:start + n] += 1

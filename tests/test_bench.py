@@ -20,7 +20,7 @@ def test_quick_bench_writes_every_item(tmp_path):
                  "5_sweep_overhead", "6_scaling"):
         assert item in results, item
     first = results["1_runner_vs_seed_loop"][0]["first_step_loss"]
-    assert first["abs_diff"] <= 1e-5 * max(1.0, abs(first["runner"]))  # same weights, same batch
+    assert first["runner_exact_arithmetic_rel_diff"] <= 1e-5  # same weights, same batch, same loss
     assert results["3_preprocessing"]["files"] == 6
     md = (tmp_path / "bench.md").read_text()
     assert "## 6. Step time vs crop" in md and "Noise floor" in md

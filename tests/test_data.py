@@ -109,6 +109,15 @@ def test_training_crops_are_seeded_and_change_between_epochs(splits):
     assert not np.array_equal(a[0], first_epochs(2)[0])
 
 
+def test_every_dataset_runs_without_the_tf_data_autotuner(splits):
+    """Its model thread made fit() wait up to 1.7 s per iterator on the CPU bench (issue 6)."""
+    records, feats = splits["train"][:4], RelativePosition()
+    x, y = next(iter(pipeline.train_dataset(records, 32, 2, feats, 0)))
+    for ds in (pipeline.train_dataset(records, 32, 2, feats, 0), pipeline.eval_dataset(records, 32, 2, feats),
+               pipeline.in_memory_dataset(x.numpy(), y.numpy(), 2)):
+        assert ds.options().autotune.enabled is False
+
+
 def test_relative_position_input_is_zero_outside_the_chain():
     import tensorflow as tf
 

@@ -2,13 +2,17 @@
 against in-memory tensors, the cost of MLflow logging, and step time against crop size."""
 from __future__ import annotations
 
+import statistics
 import tempfile
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from protstruct.bench.timing import repeat
+from mlflow.entities import Metric
+
+from protstruct.bench import timing
 from protstruct.data import pipeline
 from protstruct.data.features import RelativePosition
 from protstruct.models import backbones, decoders
@@ -41,10 +45,10 @@ def _compiled(model):
     return model
 
 
-def seed_loop(model, batches, val_batches, validate_every_batch: bool):
+def seed_loop(model, batches, val_batches, validate_every_batch: bool, optimizer=None):
     """The seed's loop: eager GradientTape per batch, eager model calls, and (as the seed did) a
     full validation pass after every batch. Returns the first step's loss."""
-    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer = optimizer or keras.optimizers.Adam(1e-3)
     first = None
     for x, y in batches:
         with tf.GradientTape() as tape:
@@ -59,105 +63,129 @@ def seed_loop(model, batches, val_batches, validate_every_batch: bool):
 
 
 def _first_step_losses(variant: str, crop: int, batch) -> dict:
-    """Both loops from the same weights on the same batch. Dropout is switched off for this check
-    only: its random masks differ between an eager call and a compiled step."""
+    """Both loops from the same weights on the same batch, with dropout off (its masks are random).
+
+    The runner's step is compared twice. With Grappler's arithmetic optimizer off, the compiled
+    step does the seed loop's exact arithmetic, so the losses must agree bit for bit: the same
+    weights, batch and loss. With every Grappler rewrite on, as in training, they differ only by
+    its algebraic reordering of float32 sums (~2e-5 relative for P1 at crop 64)."""
     model = make_model(variant, crop)
     for layer in model.layers:
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
     initial = model.get_weights()
-    seed_first = seed_loop(model, [batch], [], False)
-    model.set_weights(initial)
-    runner_first = float(_compiled(model).train_on_batch(*batch, return_dict=True)["loss"])
-    return {"seed_loop": seed_first, "runner": runner_first, "abs_diff": abs(seed_first - runner_first)}
+    out = {"seed_loop": seed_loop(model, [batch], [], False)}
+    for name, arithmetic in (("runner_exact_arithmetic", False), ("runner", True)):
+        model.set_weights(initial)
+        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": arithmetic})
+        try:  # compile() makes a fresh train function, optimized under the option just set
+            out[name] = float(_compiled(model).train_on_batch(*batch, return_dict=True)["loss"])
+        finally:
+            tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
+    for name in ("runner_exact_arithmetic", "runner"):
+        diff = abs(out["seed_loop"] - out[name])
+        out[f"{name}_abs_diff"], out[f"{name}_rel_diff"] = diff, diff / abs(out["seed_loop"])
+    return out
 
 
-def runner_vs_seed(records, val_records, variant: str, crop: int, batch: int, steps: int, repeats: int):
+def runner_vs_seed(records, val_records, variant: str, crop: int, batch: int, steps: int, rounds: int):
     """Samples/s of one epoch of ``steps`` batches: the seed's loop (with and without its per-batch
-    validation), the bare compiled step (train_on_batch), and protstruct's runner (``fit``)."""
+    validation), the bare compiled step (train_on_batch), and protstruct's runner (``fit`` on a
+    dataset built by protstruct's pipeline module). Interleaved rounds, each from the same weights
+    (reset outside the timed block)."""
     batches = fixed_batches(records, crop, batch, steps)
     val = list(pipeline.eval_dataset(val_records, crop, batch, RelativePosition()).as_numpy_iterator())
     model = make_model(variant, crop)
     initial = model.get_weights()
-    out = {"variant": variant, "crop": crop, "batch": batch, "steps": steps}
+    data = pipeline.in_memory_dataset(np.concatenate([b[0] for b in batches]),
+                                      np.concatenate([b[1] for b in batches]), batch)
+    samples = steps * batch
+
+    seed_optimizer = keras.optimizers.Adam(1e-3)  # one for the whole run, as in the seed
 
     def seed(validate):
-        def go():
-            model.set_weights(initial)
-            seed_loop(model, batches, val, validate)
-            return steps * batch
-        return go
-
-    out["seed_loop_with_per_batch_validation"] = repeat(seed(True), repeats)
-    out["seed_loop"] = repeat(seed(False), repeats)
-    _compiled(model)
-    data = tf.data.Dataset.from_tensor_slices(
-        (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))).batch(batch)
+        return lambda: (seed_loop(model, batches, val, validate, seed_optimizer), samples)[1]
 
     def bare():
-        model.set_weights(initial)
         for x, y in batches:
             logs = model.train_on_batch(x, y, return_dict=True)
         float(logs["loss"])
-        return steps * batch
+        return samples
 
     def runner():
-        model.set_weights(initial)
         model.fit(data, epochs=1, verbose=0, shuffle=False)
-        return steps * batch
+        return samples
 
-    out["bare_compiled_step"] = repeat(bare, repeats)
-    out["runner"] = repeat(runner, repeats)
-    out["first_step_loss"] = _first_step_losses(variant, crop, batches[0])
-    r = out["runner"]["samples_per_s"]
-    out["runner_vs_seed_loop"] = r / out["seed_loop"]["samples_per_s"]
-    out["runner_vs_seed_loop_with_validation"] = r / out["seed_loop_with_per_batch_validation"]["samples_per_s"]
-    out["runner_vs_bare_compiled_step"] = r / out["bare_compiled_step"]["samples_per_s"]
+    _compiled(model)  # the seed loop brings its own optimizer and never reads the compiled one
+    times = timing.interleaved({"seed_loop_with_per_batch_validation": seed(True), "seed_loop": seed(False),
+                                "bare_compiled_step": bare, "runner": runner}, rounds,
+                               before=lambda: model.set_weights(initial))
+    out = {"variant": variant, "crop": crop, "batch": batch, "steps": steps, **times,
+           "first_step_loss": _first_step_losses(variant, crop, batches[0])}
+    # seconds ratios: how many times faster the runner is (or, against the bare step, its share)
+    out["runner_vs_seed_loop"] = timing.paired_ratio(times["seed_loop"], times["runner"])
+    out["runner_vs_seed_loop_with_validation"] = timing.paired_ratio(
+        times["seed_loop_with_per_batch_validation"], times["runner"])
+    out["runner_vs_bare_compiled_step"] = timing.paired_ratio(times["bare_compiled_step"], times["runner"])
     return out
 
 
-def pipeline_efficiency(records, variant: str, crop: int, batch: int, repeats: int):
-    """Runner on the real pipeline (fresh random crops every epoch) vs on in-memory tensors."""
+def pipeline_efficiency(records, variant: str, crop: int, batch: int, rounds: int):
+    """Runner on the real pipeline (fresh random crops every epoch) vs on in-memory tensors of the
+    same shape, in interleaved epochs."""
     model = _compiled(make_model(variant, crop))
     real = pipeline.train_dataset(records, crop, batch, RelativePosition(), seed=0)
     one_epoch = list(real.as_numpy_iterator())
     x, y = (np.concatenate([b[k] for b in one_epoch]) for k in (0, 1))
-    memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
-    n = len(records)
+    memory = pipeline.in_memory_dataset(x, y, batch).cache()
 
     def epoch(ds):
-        return lambda: (model.fit(ds, epochs=1, verbose=0, shuffle=False), n)[1]
+        return lambda: (model.fit(ds, epochs=1, verbose=0, shuffle=False), len(records))[1]
 
-    results = {"real_pipeline": [], "in_memory": []}
-    epoch(real)(), epoch(memory)()  # warm-up both
-    for _ in range(repeats):  # interleaved, so drift hits both alike
-        results["real_pipeline"].append(repeat(epoch(real), 1, warmup=0)["median_s"])
-        results["in_memory"].append(repeat(epoch(memory), 1, warmup=0)["median_s"])
-    from protstruct.bench.timing import summary
-
-    out = {k: summary(v, n) for k, v in results.items()}
-    out["efficiency"] = out["real_pipeline"]["samples_per_s"] / out["in_memory"]["samples_per_s"]
+    out = timing.interleaved({"real_pipeline": epoch(real), "in_memory": epoch(memory)}, rounds)
+    out["efficiency"] = timing.paired_ratio(out["in_memory"], out["real_pipeline"])
     out.update(variant=variant, crop=crop, batch=batch)
     return out
 
 
+class _TimedEpochLogger(MlflowEpochLogger):
+    """protstruct's per-epoch logger, adding up the seconds spent inside it."""
+    seconds = 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
+        super().on_epoch_end(epoch, logs)
+        self.seconds += time.perf_counter() - start
+
+
 class _StepLogger(keras.callbacks.Callback):
+    """Logs the loss every ``every`` steps, synchronously or through MLflow's async queue (waited
+    for at the end of the epoch, so the timed block holds the whole cost)."""
+
     def __init__(self, run_logger, every: int, synchronous: bool):
         super().__init__()
         self.run_logger, self.every, self.synchronous = run_logger, every, synchronous
-        self.step = 0
+        self.step, self.seconds, self.pending = 0, 0.0, []
 
     def on_train_batch_end(self, batch, logs=None):
+        start = time.perf_counter()
         self.step += 1
         if self.step % self.every == 0:
-            from mlflow.entities import Metric
-
-            self.run_logger.client.log_batch(self.run_logger.run_id, metrics=[
+            pending = self.run_logger.client.log_batch(self.run_logger.run_id, metrics=[
                 Metric("train/step_loss", float(logs["loss"]), 0, self.step)], synchronous=self.synchronous)
+            self.pending.append(pending)
+        self.seconds += time.perf_counter() - start
+
+    def on_epoch_end(self, epoch, logs=None):
+        for pending in filter(None, self.pending):
+            pending.wait()
 
 
-def tracking_overhead(records, val_records, variant: str, crop: int, batch: int, repeats: int):
-    """Epoch time with MLflow logging off / per epoch / every 5 steps (sync and async)."""
+def tracking_overhead(records, val_records, variant: str, crop: int, batch: int, rounds: int):
+    """Epoch time with MLflow logging off / per epoch / every 5 steps (sync and async), interleaved.
+    Two measures: the wall-clock ratio to 'off' in the same round (noise floor: 'off' against a
+    second 'off'), and the seconds spent inside the logging callbacks, which is what synchronous
+    logging adds to the hot path, free of the machine's drift."""
     model = _compiled(make_model(variant, crop))
     train = pipeline.train_dataset(records, crop, batch, RelativePosition(), seed=0)
     val = pipeline.eval_dataset(val_records, crop, batch, RelativePosition())
@@ -165,26 +193,27 @@ def tracking_overhead(records, val_records, variant: str, crop: int, batch: int,
         client = mlflow_store.client_for(f"sqlite:///{tmp}/bench.db")
         exp = mlflow_store.ensure_experiment(client, "bench", f"{tmp}/artifacts")
         run = mlflow_store.RunLogger.start(client, exp, "tracking-overhead")
-        modes = {
-            "off": lambda: [],
-            "off_again": lambda: [],  # a second 'off' group: the noise floor
-            "per_epoch_sync": lambda: [MlflowEpochLogger(run)],
-            "every_5_steps_sync": lambda: [_StepLogger(run, 5, True)],
-            "every_5_steps_async": lambda: [_StepLogger(run, 5, False)],
-        }
-        times = {m: [] for m in modes}
-        model.fit(train, validation_data=val, epochs=1, verbose=0)  # warm-up
-        for _ in range(repeats):
-            for mode, callbacks in modes.items():  # interleaved on/off
-                t = repeat(lambda: (model.fit(train, validation_data=val, epochs=1, verbose=0,
-                                              callbacks=callbacks()), len(records))[1], 1, warmup=0)
-                times[mode].append(t["median_s"])
-        run.finish()
-    from protstruct.bench.timing import summary
+        modes = {"off": lambda: None, "off_again": lambda: None,
+                 "per_epoch_sync": lambda: _TimedEpochLogger(run),
+                 "every_5_steps_sync": lambda: _StepLogger(run, 5, True),
+                 "every_5_steps_async": lambda: _StepLogger(run, 5, False)}
+        inside = {mode: [] for mode in modes}
 
-    out = {m: summary(t) for m, t in times.items()}
-    base = out["off"]["median_s"]
-    out["noise_floor"] = abs(out["off_again"]["median_s"] / base - 1.0)
-    out["overhead"] = {m: out[m]["median_s"] / base - 1.0 for m in modes if not m.startswith("off")}
+        def epoch(mode):
+            def go():
+                callback = modes[mode]()
+                model.fit(train, validation_data=val, epochs=1, verbose=0,
+                          callbacks=[callback] if callback else [])
+                inside[mode].append(callback.seconds if callback else 0.0)
+                return len(records)
+            return go
+
+        out = timing.interleaved({mode: epoch(mode) for mode in modes}, rounds)
+        run.finish()
+    off = out["off"]["seconds"]
+    out["noise_floor"] = statistics.median(abs(a / b - 1.0) for a, b in zip(out["off_again"]["seconds"], off))
+    out["overhead"] = {m: timing.paired_ratio(out[m], out["off"])["median"] - 1.0 for m in modes if m != "off"}
+    out["inside_callbacks"] = {m: statistics.median(s / t for s, t in zip(inside[m][-rounds:], out[m]["seconds"]))
+                               for m in modes if not m.startswith("off")}
     out.update(variant=variant, crop=crop, batch=batch)
     return out

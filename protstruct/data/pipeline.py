@@ -66,17 +66,33 @@ def _examples(window: dict, crop_size: int, features):
     return x, target
 
 
-def _finish(data: tf.data.Dataset, fn) -> tf.data.Dataset:
-    """Map ``fn`` over batches. On a CPU-only machine the (cheap, batched) crop work runs inline
-    between steps: background tf.data threads and the autotuner compete with TensorFlow's own
-    threads for the few cores and make steps straggle. With a GPU, crops are prepared in the
-    background while the device computes."""
+def dataset_options() -> tf.data.Options:
+    """The tf.data options of every protstruct dataset. Autotuning stays off: its model thread
+    sleeps with exponential backoff (10 ms, 20 ms, … 5.12 s) and an iterator's deletion waits for
+    it to wake, so an epoch of 3.4 s came back from ``fit`` at 5.11 s, 10.23 s or 20.47 s (the
+    cumulative sleeps; measured with ``make bench``, see experiments/bench/README.md)."""
     options = tf.data.Options()
     options.autotune.enabled = False
+    if not tf.config.list_physical_devices("GPU"):
+        options.threading.private_threadpool_size = 1
+    return options
+
+
+def _finish(data: tf.data.Dataset, fn) -> tf.data.Dataset:
+    """Map ``fn`` over batches. On a CPU-only machine the (cheap, batched) crop work runs inline
+    between steps: background tf.data threads compete with TensorFlow's own threads for the few
+    cores and make steps straggle. With a GPU, crops are prepared in the background while the
+    device computes."""
     if tf.config.list_physical_devices("GPU"):
-        return data.map(fn, num_parallel_calls=2, deterministic=True).prefetch(2).with_options(options)
-    options.threading.private_threadpool_size = 1
-    return data.map(fn).with_options(options)
+        data = data.map(fn, num_parallel_calls=2, deterministic=True).prefetch(2)
+    else:
+        data = data.map(fn)
+    return data.with_options(dataset_options())
+
+
+def in_memory_dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Fixed (features, target) arrays as batches, with the same options as the crop pipelines."""
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).with_options(dataset_options())
 
 
 def centred_start(length: int, crop_size: int) -> int:

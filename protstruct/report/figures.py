@@ -1,6 +1,7 @@
 """Report figures (PNG)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -52,25 +53,32 @@ def loss_curves(histories: dict[str, list[list[float]]], path: Path, metric: str
 
 
 def heatmaps(samples: dict[str, dict], path: Path, proteins: int = 2) -> Path:
-    """Predicted vs true distance maps of the same test windows: one row per variant (+ truth and
-    the separation baseline), one column per protein."""
+    """Predicted vs true distance maps of the same test windows: one block of panels per variant
+    (+ truth and the separation baseline), one panel per protein. Blocks wrap into several columns
+    when there are many variants, so the page stays roughly as wide as it is tall."""
     plt = _plt()
     first = next(iter(samples.values()))
     n = min(proteins, len(first["ids"]))
     rows = [("true distances", first["true"]), ("separation baseline", first["baseline"])]
     rows += [(variant, s["pred"]) for variant, s in sorted(samples.items())]
-    fig, axes = plt.subplots(len(rows), n, figsize=(3.2 * n, 3.0 * len(rows)), squeeze=False)
+    blocks = next(b for b in range(1, len(rows) + 1) if math.ceil(len(rows) / b) * 3.0 <= 1.5 * b * n * 3.2)
+    lines = math.ceil(len(rows) / blocks)
+    fig, axes = plt.subplots(lines, blocks * n, figsize=(3.2 * n * blocks, 3.0 * lines), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
     vmax = float(np.nanmax(np.where(first["mask"][:n], first["true"][:n], np.nan)))
-    for r, (label, maps) in enumerate(rows):
+    for i, (label, maps) in enumerate(rows):
+        line, block = divmod(i, blocks)
         for c in range(n):
-            shown = np.where(first["mask"][c], maps[c], np.nan)
-            im = axes[r, c].imshow(shown, vmin=0, vmax=vmax, cmap="viridis_r")
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-            if r == 0:
-                axes[r, c].set_title(str(first["ids"][c]), fontsize=9)
+            ax = axes[line, block * n + c]
+            ax.set_axis_on()
+            im = ax.imshow(np.where(first["mask"][c], maps[c], np.nan), vmin=0, vmax=vmax, cmap="viridis_r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if line == 0:
+                ax.set_title(str(first["ids"][c]), fontsize=9)
             if c == 0:
-                axes[r, c].set_ylabel(label, fontsize=8)
+                ax.set_ylabel(label, fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.6, label="Å")
     fig.savefig(path, dpi=90)
     plt.close(fig)
