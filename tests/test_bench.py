@@ -17,7 +17,7 @@ def test_quick_bench_writes_every_item(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((tmp_path / "bench.json").read_text())
     for item in ("1_runner_vs_seed_loop", "2_pipeline_efficiency", "3_preprocessing", "4_tracking_overhead",
-                 "5_sweep_overhead", "6_scaling"):
+                 "5_sweep_overhead", "6_scaling", "7_xla_vs_graph"):
         assert item in results, item
     first = results["1_runner_vs_seed_loop"][0]["first_step_loss"]
     assert first["runner_exact_arithmetic_rel_diff"] <= 1e-5  # same weights, same batch, same loss

@@ -2,7 +2,7 @@
 
 Writes ``bench.json`` and ``bench.md`` to DIR (default ``experiments/bench``). Fixed settings for
 items 1, 2, 4: ResNet50 + the P0/P1 decoders, crop 64, batch 10, the embedded training set.
-Full mode takes ~30 minutes on a 2-core CPU (its budget); ``--quick`` shrinks every item to a
+Full mode takes ~35 minutes on a 2-core CPU (its budget); ``--quick`` shrinks every item to a
 smoke run (crop 32, batch 2, one repeat) that checks the code, not the speed.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def machine() -> dict:
             "device": ", ".join(d.name for d in tf.config.list_physical_devices()) or "CPU"}
 
 
-ITEMS = ("1", "2", "3", "4", "5", "6")
+ITEMS = ("1", "2", "3", "4", "5", "6", "7")
 
 
 def run(settings: dict, offline: bool, items=ITEMS) -> dict:
@@ -57,6 +57,8 @@ def run(settings: dict, offline: bool, items=ITEMS) -> dict:
         "6": ("6_scaling", lambda: [step_rate.measure(v, c, "float32", s["batch"], s["scaling_steps"], s["repeats"],
                                                       jit_compile=False, backbone=s["backbone"])
                                     for c in s["scaling_crops"] for v in s["variants"]]),
+        "7": ("7_xla_vs_graph", lambda: [loops.xla_vs_graph(train, v, s["crop"], s["batch"], s["steps"], s["repeats"])
+                                         for v in s["variants"]]),
     }
     t0 = time.perf_counter()
     for item in ITEMS:
@@ -151,6 +153,13 @@ def markdown(r: dict) -> str:
         for x in r["6_scaling"]:
             lines.append(f"| {x['variant']} | {x['crop']} | {x['step_s_median']:.3g} s (min {x['step_s_min']:.3g}, "
                          f"max {x['step_s_max']:.3g}) | {x['samples_per_s']:.2f} |")
+    if "7_xla_vs_graph" in r:
+        lines += ["", "## 7. XLA vs TensorFlow graph (CPU)", "",
+                  f"One runner epoch ({s['steps']} batches) with `trainer.jit_compile=false` (the default) and `true`, "
+                  f"{s['repeats']} interleaved rounds after a warm-up (which holds the XLA compilation).", "",
+                  "| model | graph | XLA | XLA speed-up |", "|---|---|---|---|"]
+        for x in r["7_xla_vs_graph"]:
+            lines.append(f"| {x['variant']} | {_t(x['graph'])} | {_t(x['xla'])} | {_ratio(x['xla_speedup'], '×')} |")
     return "\n".join(lines) + "\n"
 
 

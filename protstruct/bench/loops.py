@@ -40,8 +40,9 @@ def fixed_batches(records, crop: int, batch: int, n: int, seed: int = 0):
     return [(x.numpy(), y.numpy()) for x, y in ds.repeat().take(n)]
 
 
-def _compiled(model):
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_mse, metrics=[MaskedRMSE()])
+def _compiled(model, jit_compile: bool = False):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_mse, metrics=[MaskedRMSE()],
+                  jit_compile=jit_compile)
     return model
 
 
@@ -127,6 +128,32 @@ def runner_vs_seed(records, val_records, variant: str, crop: int, batch: int, st
     out["runner_vs_seed_loop_with_validation"] = timing.paired_ratio(
         times["seed_loop_with_per_batch_validation"], times["runner"])
     out["runner_vs_bare_compiled_step"] = timing.paired_ratio(times["bare_compiled_step"], times["runner"])
+    return out
+
+
+def xla_vs_graph(records, variant: str, crop: int, batch: int, steps: int, rounds: int):
+    """The runner's epoch with the train step as a TensorFlow graph (``trainer.jit_compile=false``,
+    the default) and XLA-compiled (``true``): two copies of one model, same weights and batches,
+    interleaved rounds."""
+    batches = fixed_batches(records, crop, batch, steps)
+    data = pipeline.in_memory_dataset(np.concatenate([b[0] for b in batches]),
+                                      np.concatenate([b[1] for b in batches]), batch)
+    graph = _compiled(make_model(variant, crop), jit_compile=False)
+    decoder, rate = VARIANTS[variant]
+    body, stride = BACKBONES[BACKBONE]
+    xla = _compiled(build_model(body, decoder, crop, 1, stride, rate), jit_compile=True)
+    initial = graph.get_weights()
+
+    def epoch(model):
+        return lambda: (model.fit(data, epochs=1, verbose=0, shuffle=False), steps * batch)[1]
+
+    def reset():
+        graph.set_weights(initial)
+        xla.set_weights(initial)
+
+    out = timing.interleaved({"graph": epoch(graph), "xla": epoch(xla)}, rounds, before=reset)
+    out["xla_speedup"] = timing.paired_ratio(out["graph"], out["xla"])
+    out.update(variant=variant, crop=crop, batch=batch, steps=steps)
     return out
 
 
