@@ -12,32 +12,31 @@ import tensorflow as tf
 
 from mlflow.entities import Metric
 
-from protstruct.bench import timing
+from protstruct.bench import step_rate, timing
 from protstruct.data import pipeline
 from protstruct.data.features import RelativePosition
-from protstruct.models import backbones, decoders
-from protstruct.models.model import build_model
 from protstruct.tracking import mlflow_store
 from protstruct.train.callbacks import MlflowEpochLogger
 from protstruct.train.losses import MaskedRMSE, masked_mse
 
-VARIANTS = {"P0": (decoders.transpose, 0.0), "P1": (decoders.upsample, 0.3)}
-BACKBONES = {"resnet50": (backbones.resnet50, 32), "small_cnn": (backbones.small_cnn, 8)}
 BACKBONE = "resnet50"  # the benchmark's fixed model; --quick swaps in the small CNN
 
 
-def make_model(variant: str, crop: int, seed: int = 0, backbone: str | None = None) -> keras.Model:
+def make_model(variant: str, crop: int, seed: int = 0) -> keras.Model:
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    decoder, rate = VARIANTS[variant]
-    body, stride = BACKBONES[backbone or BACKBONE]
-    return build_model(body, decoder, crop, 1, stride, rate)
+    return step_rate.seed_model(variant, crop, BACKBONE)
 
 
 def fixed_batches(records, crop: int, batch: int, n: int, seed: int = 0):
     """The first n batches of the real training pipeline, as numpy (the same for every loop)."""
     ds = pipeline.train_dataset(records, crop, batch, RelativePosition(), seed)
     return [(x.numpy(), y.numpy()) for x, y in ds.repeat().take(n)]
+
+
+def _in_memory(batches, batch: int):
+    """numpy batches as one in-memory dataset, with protstruct's dataset options."""
+    return pipeline.in_memory_dataset(*(np.concatenate([b[k] for b in batches]) for k in (0, 1)), batch)
 
 
 def _compiled(model, jit_compile: bool = False):
@@ -76,13 +75,14 @@ def _first_step_losses(variant: str, crop: int, batch) -> dict:
             layer.rate = 0.0
     initial = model.get_weights()
     out = {"seed_loop": seed_loop(model, [batch], [], False)}
-    for name, arithmetic in (("runner_exact_arithmetic", False), ("runner", True)):
+    configured = tf.config.optimizer.get_experimental_options().get("arithmetic_optimization", True)
+    for name, arithmetic in (("runner_exact_arithmetic", False), ("runner", configured)):
         model.set_weights(initial)
         tf.config.optimizer.set_experimental_options({"arithmetic_optimization": arithmetic})
         try:  # compile() makes a fresh train function, optimized under the option just set
             out[name] = float(_compiled(model).train_on_batch(*batch, return_dict=True)["loss"])
         finally:
-            tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
+            tf.config.optimizer.set_experimental_options({"arithmetic_optimization": configured})
     for name in ("runner_exact_arithmetic", "runner"):
         diff = abs(out["seed_loop"] - out[name])
         out[f"{name}_abs_diff"], out[f"{name}_rel_diff"] = diff, diff / abs(out["seed_loop"])
@@ -98,8 +98,7 @@ def runner_vs_seed(records, val_records, variant: str, crop: int, batch: int, st
     val = list(pipeline.eval_dataset(val_records, crop, batch, RelativePosition()).as_numpy_iterator())
     model = make_model(variant, crop)
     initial = model.get_weights()
-    data = pipeline.in_memory_dataset(np.concatenate([b[0] for b in batches]),
-                                      np.concatenate([b[1] for b in batches]), batch)
+    data = _in_memory(batches, batch)
     samples = steps * batch
 
     seed_optimizer = keras.optimizers.Adam(1e-3)  # one for the whole run, as in the seed
@@ -136,12 +135,9 @@ def xla_vs_graph(records, variant: str, crop: int, batch: int, steps: int, round
     the default) and XLA-compiled (``true``): two copies of one model, same weights and batches,
     interleaved rounds."""
     batches = fixed_batches(records, crop, batch, steps)
-    data = pipeline.in_memory_dataset(np.concatenate([b[0] for b in batches]),
-                                      np.concatenate([b[1] for b in batches]), batch)
+    data = _in_memory(batches, batch)
     graph = _compiled(make_model(variant, crop), jit_compile=False)
-    decoder, rate = VARIANTS[variant]
-    body, stride = BACKBONES[BACKBONE]
-    xla = _compiled(build_model(body, decoder, crop, 1, stride, rate), jit_compile=True)
+    xla = _compiled(step_rate.seed_model(variant, crop, BACKBONE), jit_compile=True)  # same session
     initial = graph.get_weights()
 
     def epoch(model):
@@ -162,9 +158,7 @@ def pipeline_efficiency(records, variant: str, crop: int, batch: int, rounds: in
     same shape, in interleaved epochs."""
     model = _compiled(make_model(variant, crop))
     real = pipeline.train_dataset(records, crop, batch, RelativePosition(), seed=0)
-    one_epoch = list(real.as_numpy_iterator())
-    x, y = (np.concatenate([b[k] for b in one_epoch]) for k in (0, 1))
-    memory = pipeline.in_memory_dataset(x, y, batch).cache()
+    memory = _in_memory(list(real.as_numpy_iterator()), batch).cache()
 
     def epoch(ds):
         return lambda: (model.fit(ds, epochs=1, verbose=0, shuffle=False), len(records))[1]

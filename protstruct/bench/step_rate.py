@@ -22,6 +22,14 @@ from protstruct.models.model import build_model
 from protstruct.train.losses import masked_mse
 
 VARIANTS = {"P0": (decoders.transpose, 0.0), "P1": (decoders.upsample, 0.3)}
+BACKBONES = {"resnet50": (backbones.resnet50, 32), "small_cnn": (backbones.small_cnn, 8)}
+
+
+def seed_model(variant: str, crop: int, backbone: str = "resnet50") -> keras.Model:
+    """The seed's P0 or P1 (decoder and dropout) on the given backbone, 1-channel input."""
+    decoder, rate = VARIANTS[variant]
+    body, stride = BACKBONES[backbone]
+    return build_model(body, decoder, crop, 1, stride, rate)
 
 
 def _sync(value):
@@ -33,9 +41,7 @@ def measure(variant: str, crop: int, precision: str, batch: int, steps: int, rep
             jit_compile="auto", backbone: str = "resnet50"):
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(seed)
-    decoder, rate = VARIANTS[variant]
-    body, stride = {"resnet50": (backbones.resnet50, 32), "small_cnn": (backbones.small_cnn, 8)}[backbone]
-    model = build_model(body, decoder, crop, 1, stride, rate)
+    model = seed_model(variant, crop, backbone)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_mse, jit_compile=jit_compile)
     rng = np.random.default_rng(seed)
     idx = np.arange(crop, dtype=np.float32)
