@@ -29,7 +29,9 @@ def test_one_parent_two_finished_children(runs, smoke_sweep):
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert all(c.info.status == "FINISHED" for c in children)
     assert sorted(c.info.run_name for c in children) == ["decoder=transpose", "decoder=upsample"]
-    assert (smoke_sweep["sweep_dir"] / "mlflow_parent_run_id").read_text() == parent.info.run_id
+    assert parent.data.tags["protstruct.expected_jobs"] == "2"
+    assert not (smoke_sweep["sweep_dir"] / "mlflow_parent_run_id").exists()  # no path-based lookup
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert exp.artifact_location.startswith(f"file://{smoke_sweep['base']}/artifacts")
 
 

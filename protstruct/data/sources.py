@@ -40,13 +40,15 @@ class Splits:
         return (("train", self.train), ("val", self.val), ("test", self.test))
 
     def fingerprint(self) -> str:
-        """sha256 over every record's split, id, sequence, coordinates and mask."""
+        """sha256 over every record's split, id, sequence, coordinates, mask and PSSM."""
         h = hashlib.sha256()
         for split, records in self.items():
             for r in records:
                 h.update(f"{split}\0{r.id}\0{r.sequence}\0".encode())
                 h.update(r.ca.tobytes())
                 h.update(r.mask.tobytes())
+                if r.pssm is not None:  # records without one hash as before
+                    h.update(b"pssm\0" + r.pssm.astype("<f8").tobytes())
         return h.hexdigest()
 
     def manifest(self) -> dict:

@@ -36,8 +36,10 @@ def loss_curve(history: list[dict[str, float]], path: Path, title: str = "") -> 
 
 
 def log_hydra_files(run_logger, output_dir: Path, log_file: Path) -> None:
+    """Hydra's saved configs and the job's log, as text with their secrets masked."""
     hydra_dir = output_dir / ".hydra"
-    if hydra_dir.is_dir():
-        run_logger.log_artifacts(hydra_dir, "hydra")
+    files = [(p, f"hydra/{p.name}") for p in sorted(hydra_dir.glob("*.yaml"))] if hydra_dir.is_dir() else []
     if log_file.is_file():
-        run_logger.log_artifact(log_file, "logs")
+        files.append((log_file, f"logs/{log_file.name}"))
+    for path, artifact_file in files:
+        run_logger.log_text(path.read_text(errors="replace"), artifact_file)

@@ -15,12 +15,16 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from protstruct.tracking.redact import redact, redact_tree, split_credentials
+
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_LENGTH = 6000
 BATCH = 100  # MLflow's log_batch limit per request
 
 
 def client_for(uri: str) -> MlflowClient:
+    """A client for ``uri``; the userinfo of an http(s) URI moves to MLflow's credential variables."""
+    uri = split_credentials(str(uri))
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_absolute():
         raise ValueError(f"tracking.uri: {uri!r} is relative; use sqlite:////absolute/path.db")
     if uri.startswith("sqlite:///"):
@@ -28,17 +32,24 @@ def client_for(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on its runs
+
+
 def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
-    """Experiment id by name, creating it (race-safe across parallel jobs) when missing."""
+    """Experiment id by name, creating it (race-safe across parallel jobs) when missing; tagged
+    as a model-training experiment so that MLflow's UI opens it on its runs."""
     for attempt in range(5):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
+            for key, value in EXPERIMENT_KIND.items():
+                if exp.tags.get(key) != value:
+                    client.set_experiment_tag(exp.experiment_id, key, value)
             return exp.experiment_id
         location = None
         if artifact_root:
             location = Path(artifact_root).resolve().joinpath(name).as_uri()
         try:
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
         except MlflowException:
             time.sleep(0.2 * (attempt + 1))  # another job created it first: read it back
     raise RuntimeError(f"tracking.experiment: could not create or read experiment {name!r}")
@@ -81,7 +92,7 @@ class RunLogger:
     @classmethod
     def start(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict | None = None,
               parent_run_id: str | None = None) -> "RunLogger":
-        tags = {k: str(v) for k, v in (tags or {}).items()}
+        tags = {k: redact(str(v)) for k, v in (tags or {}).items()}
         if parent_run_id:
             tags[PARENT_TAG] = parent_run_id
         run = client.create_run(experiment_id, run_name=name, tags=tags)
@@ -94,12 +105,12 @@ class RunLogger:
             self.client.log_batch(self.run_id, metrics=items[i:i + BATCH])
 
     def log_params(self, params: dict[str, str]):
-        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in redact_tree(params).items()]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[i:i + BATCH])
 
     def set_tags(self, tags: dict[str, str]):
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        items = [RunTag(k, redact(str(v))) for k, v in tags.items()]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, tags=items[i:i + BATCH])
 
@@ -110,7 +121,7 @@ class RunLogger:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
     def log_text(self, text: str, artifact_file: str):
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.client.log_text(self.run_id, redact(text), artifact_file)
 
     def finish(self, status: str = "FINISHED"):
         self.client.set_terminated(self.run_id, status)

@@ -1,26 +1,57 @@
-"""Resume: a job whose resolved config and data fingerprint already have a FINISHED run in the
-experiment is skipped (unless ``rerun=true``); failed or killed ones run again."""
+"""Resume: a job whose key already has a FINISHED run in the experiment is skipped (unless
+``rerun=true``); failed, killed and vanished ones run again.
+
+The key covers everything that changes a run's results or artifacts: every resolved config value
+except where the run is logged (``tracking.uri``/``experiment``/``artifact_root``) and how the
+console looks; the data (every record's split, id, sequence, coordinates, mask and PSSM); and a
+content hash of the code (``protstruct/**/*.py``) and ``conf/**``. The git state is not keyed (a
+tracked results file rewritten by ``make report`` must not retrain anything). Library versions
+are tagged on every run and warned about on reuse, not keyed. Bump :data:`KEY_VERSION` when the
+recipe changes: runs keyed by an older recipe are never reused.
+"""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from pathlib import Path
 
 KEY_TAG = "protstruct.job_key"
-# what changes where or how a run is displayed/logged, not what it computes
-NOT_IN_KEY = ("tracking", "rerun", "dry_run")
-NOT_IN_TRAINER_KEY = ("verbose",)
+KEY_VERSION_TAG = "protstruct.key_version"
+KEY_VERSION = "2"
+# (group, key) pairs that say where or how a run is shown, not what it computes
+NOT_IN_KEY = {("tracking", "uri"), ("tracking", "experiment"), ("tracking", "artifact_root"),
+              ("trainer", "verbose")}
+TOP_LEVEL_NOT_IN_KEY = ("rerun", "dry_run", "hydra")
 
 
-def job_key(resolved_cfg: dict, data_fingerprint: str) -> str:
-    cfg = {k: v for k, v in resolved_cfg.items() if k not in NOT_IN_KEY and k != "hydra"}
-    if isinstance(cfg.get("trainer"), dict):
-        cfg["trainer"] = {k: v for k, v in cfg["trainer"].items() if k not in NOT_IN_TRAINER_KEY}
-    text = json.dumps(cfg, sort_keys=True, default=str) + data_fingerprint
+def job_key(resolved_cfg: dict, data_fingerprint: str, code_fingerprint: str) -> str:
+    cfg = {}
+    for group, value in resolved_cfg.items():
+        if group in TOP_LEVEL_NOT_IN_KEY:
+            continue
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if (group, k) not in NOT_IN_KEY}
+        cfg[group] = value
+    text = json.dumps([KEY_VERSION, cfg, data_fingerprint, code_fingerprint], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=4)
+def code_fingerprint(package_dir: Path, conf_dir: Path) -> str:
+    """sha256 over the relative path and bytes of every ``*.py`` under the package and every file
+    under ``conf/`` (read once per process: the code a process runs is what it imported)."""
+    digest = hashlib.sha256()
+    for label, root, pattern in (("protstruct", package_dir, "*.py"), ("conf", conf_dir, "*")):
+        for path in sorted(p for p in Path(root).rglob(pattern) if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(f"{label}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def finished_run(client, experiment_id: str, key: str):
-    """The newest FINISHED run with this job key, or None."""
-    runs = client.search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    """The newest FINISHED run with this key and the current key recipe, or None."""
+    query = (f"tags.`{KEY_TAG}` = '{key}' and tags.`{KEY_VERSION_TAG}` = '{KEY_VERSION}' "
+             f"and attributes.status = 'FINISHED'")
+    runs = client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None

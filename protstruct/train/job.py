@@ -20,7 +20,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from protstruct.config import project_root
-from protstruct.tracking import artifacts, mlflow_store, resume, sweep
+from protstruct.tracking import artifacts, ledger, liveness, mlflow_store, resume, sweep
+from protstruct.tracking.redact import redact, redact_tree
 from protstruct.train import device
 
 log = logging.getLogger(__name__)
@@ -28,46 +29,27 @@ NAME_EXCLUDES = ("study=", "tracking.", "hydra.", "debug=", "rerun=", "dry_run="
 VERSIONED = ("tensorflow", "keras", "mlflow", "hydra-core", "numpy", "pandas", "gemmi", "protstruct")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that no ``except Exception`` swallows it."""
-
-
 def _raise_terminated(signum, frame):
-    raise Terminated(f"signal {signum}")
-
-
-def _swept_keys(sweep_dir: Path) -> set[str]:
-    """Keys a multirun varies: comma lists / sweep functions on its command line, sweeper params."""
-    path = sweep_dir / "multirun.yaml"
-    if not path.is_file():
-        return set()
-    hydra_cfg = OmegaConf.load(path).hydra
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.task
-            if "=" in o and ("," in o.split("=", 1)[1] or "(" in o.split("=", 1)[1])}
-    return keys | set((hydra_cfg.sweeper.get("params") or {}).keys())
-
-
-def _run_name(overrides: list[str], swept: set[str]) -> str:
-    """A job's name from its overrides: the swept ones in a multirun, else all but plumbing."""
-    named = [o for o in overrides if o.split("=", 1)[0] in swept] if swept else \
-        [o for o in overrides if not o.startswith(NAME_EXCLUDES)]
-    return ",".join(named) or "defaults"
+    raise sweep.Interrupted(f"signal {signum}")
 
 
 def _context() -> dict:
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
+    env = sweep.env_of_job(hc) if multirun else {}
+    swept = set(filter(None, env.get(sweep.SWEPT_ENV, "").split(",")))
     n_jobs = hc.launcher.get("n_jobs") if multirun else None
     return {
-        "name": _run_name(overrides, _swept_keys(Path(hc.sweep.dir)) if multirun else set()),
-        "num": hc.job.get("num"),
+        "name": sweep.job_name(overrides, swept, NAME_EXCLUDES),
+        "num": hc.job.get("num") if multirun else None,
         "overrides": overrides,
         "choices": dict(hc.runtime.choices),
         "output_dir": Path(hc.runtime.output_dir),
         "log_file": Path(hc.runtime.output_dir) / f"{hc.job.name}.log",
         "sweep_dir": Path(hc.sweep.dir) if multirun else None,
-        "parent": sweep.parent_run_id(hc.sweep.dir) if multirun else None,
+        "parent": env.get(sweep.PARENT_ENV),
+        "token": env.get(sweep.TOKEN_ENV),
         "multirun": multirun,
         "workers": 1 if not n_jobs else (n_jobs if n_jobs > 0 else os.cpu_count() or 1),
     }
@@ -88,6 +70,8 @@ def _start_run(client, exp_id: str, ctx: dict, cfg: DictConfig, tags: dict) -> m
     return mlflow_store.RunLogger.start(
         client, exp_id, ctx["name"], parent_run_id=ctx["parent"],
         tags={"protstruct.role": "job", "protstruct.git_commit": mlflow_store.git_commit(project_root()),
+              **liveness.process_tags(),
+              **({liveness.JOB_NUM_TAG: str(ctx["num"])} if ctx["num"] is not None else {}),
               "protstruct.output_dir": str(ctx["output_dir"].resolve()),
               "protstruct.overrides": " ".join(ctx["overrides"]),
               "protstruct.command": " ".join(sys.argv),
@@ -104,18 +88,26 @@ def _start_run(client, exp_id: str, ctx: dict, cfg: DictConfig, tags: dict) -> m
 def _reuse(client, done, ctx: dict) -> float:
     """A FINISHED run with the same key stands in for this job: say so, and link it to this sweep
     so that the sweep's report still sees every job."""
-    commit = mlflow_store.git_commit(project_root())
-    old_commit = done.data.tags.get("protstruct.git_commit", "unknown")
-    if old_commit != commit:
-        log.warning("job %s: the FINISHED run %s was made at git commit %s, this checkout is %s; "
-                    "pass rerun=true to train again with this code", ctx["name"], done.info.run_id,
-                    old_commit, commit)
+    changed = {k.rsplit(".", 1)[-1]: (v, now) for k, now in _versions().items()
+               if (v := done.data.tags.get(k, "unknown")) != now}
+    if changed:
+        log.warning("job %s: the FINISHED run %s was made with other library versions (%s); its results "
+                    "are reused — pass rerun=true to train again", ctx["name"], done.info.run_id,
+                    ", ".join(f"{pkg} {old} → {new}" for pkg, (old, new) in sorted(changed.items())))
     if ctx["parent"]:
-        client.set_tag(done.info.run_id, f"{sweep.REUSED_TAG_PREFIX}{ctx['parent']}", "1")
-    log.info("[skipped] %s: identical config and data already FINISHED as run %s", ctx["name"], done.info.run_id)
-    sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], "skipped", done.info.run_id,
-                     done.data.metrics.get("test/rmse"))
+        client.set_tag(done.info.run_id, f"{ledger.REUSED_TAG_PREFIX}{ctx['parent']}", "1")
+    log.info("[skipped] %s: identical config, data and code already FINISHED as run %s", ctx["name"],
+             done.info.run_id)
+    ledger.record(client, ctx["parent"], ctx["num"], ctx["name"], "skipped", done.info.run_id,
+                  done.data.metrics.get("test/rmse"))
     return _best_val(client, done.info.run_id)
+
+
+def _key(cfg: DictConfig, resolved: dict, splits) -> str:
+    import protstruct
+
+    code = resume.code_fingerprint(Path(protstruct.__file__).resolve().parent, project_root() / "conf")
+    return resume.job_key(resolved, splits.fingerprint(), code)
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -127,21 +119,23 @@ def run_job(cfg: DictConfig) -> float:
     try:
         device.enable_memory_growth()  # before anything (a TFRecord parse) touches a GPU
         client = mlflow_store.client_for(cfg.tracking.uri)
+        liveness.reap_vanished(client)
         exp_id = mlflow_store.ensure_experiment(client, cfg.tracking.experiment, cfg.tracking.artifact_root)
         splits = instantiate(cfg.data.source)
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        key = resume.job_key(resolved, splits.fingerprint())
+        key = _key(cfg, resolved, splits)
         done = resume.finished_run(client, exp_id, key)
         if cfg.dry_run:
             plan = f"skip (FINISHED run {done.info.run_id})" if done and not cfg.rerun else "run"
             print(f"[dry-run] #{ctx['num']} {ctx['name']}: would {plan}", flush=True)
-            sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], "dry-run:" + plan, None)
+            sweep.record_dry_run(ctx["sweep_dir"], ctx["token"], ctx["num"], ctx["name"],
+                                 done.info.run_id if done and not cfg.rerun else None)
             return math.nan
         if done and not cfg.rerun:
             return _reuse(client, done, ctx)
-        run_logger = _start_run(client, exp_id, ctx, cfg, {resume.KEY_TAG: key})
-        run_logger.log_params({**mlflow_store.flatten(resolved), "overrides": " ".join(ctx["overrides"])})
-        run_logger.log_text(OmegaConf.to_yaml(resolved), "config/resolved.yaml")
+        run_logger = _start_run(client, exp_id, ctx, cfg, {resume.KEY_TAG: key,
+                                                           resume.KEY_VERSION_TAG: resume.KEY_VERSION})
+        _log_config(run_logger, resolved, ctx)
         log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
                  f" ({threads} CPU threads)" if threads else "")
         from protstruct.train.fit import fit_and_evaluate  # TensorFlow's training machinery
@@ -151,34 +145,55 @@ def run_job(cfg: DictConfig) -> float:
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
-        if ctx["parent"] and client is not None:
-            client.set_terminated(ctx["parent"], "KILLED")
         raise
     except Exception as exc:
-        log.error("job %s failed: %s: %s", ctx["name"], type(exc).__name__, exc)
-        if run_logger is None and exp_id is not None:  # failed before its run existed: record one
-            run_logger = _start_run(client, exp_id, ctx, cfg, {})
-        if run_logger is not None:
-            run_logger.set_tags({"protstruct.error": f"{type(exc).__name__}: {exc}"[:5000]})
-            run_logger.log_text(traceback.format_exc(), "error.txt")
-        else:
-            sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], "failed", None)
-        if not ctx["multirun"]:
-            raise
+        run_logger = _record_failure(exc, client, exp_id, run_logger, ctx, cfg)
+        if not ctx["multirun"]:  # exit non-zero without Hydra echoing the raw command line
+            raise SystemExit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-        if run_logger is not None:
-            try:
-                artifacts.log_hydra_files(run_logger, ctx["output_dir"], ctx["log_file"])
-            finally:
-                run_logger.finish(status)
-            word = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed"}[status]
-            sweep.record_job(ctx["sweep_dir"], ctx["num"], ctx["name"], word, run_logger.run_id,
-                             metrics.get("test/rmse"))
-            summary = " ".join(f"{k}={metrics[k]:.4g}" for k in ("test/rmse", "test/mse", "baseline/test_rmse")
-                               if k in metrics)
-            log.info("[%s] %s %s run_id=%s", word, ctx["name"], summary, run_logger.run_id)
+        _finish(client, run_logger, status, metrics, ctx)
     return _best_val(client, run_logger.run_id) if status == "FINISHED" else math.nan
+
+
+def _log_config(run_logger, resolved: dict, ctx: dict) -> None:
+    clean = redact_tree(resolved)
+    run_logger.log_params({**mlflow_store.flatten(clean), "overrides": " ".join(ctx["overrides"])})
+    run_logger.log_text(OmegaConf.to_yaml(clean), "config/resolved.yaml")
+
+
+def _record_failure(exc: Exception, client, exp_id, run_logger, ctx: dict, cfg: DictConfig):
+    """The error on the job's run (one is created when the job failed before its run existed)."""
+    message = redact(f"{type(exc).__name__}: {exc}")
+    log.error("job %s failed: %s", ctx["name"], message)
+    if not ctx["multirun"]:
+        print(redact(traceback.format_exc()), file=sys.stderr)
+    if run_logger is None and exp_id is not None:
+        run_logger = _start_run(client, exp_id, ctx, cfg, {})
+    if run_logger is not None:
+        run_logger.set_tags({"protstruct.error": message[:5000]})
+        run_logger.log_text(traceback.format_exc(), "error.txt")
+    elif client is not None:
+        ledger.record(client, ctx["parent"], ctx["num"], ctx["name"], "failed", None)
+    return run_logger
+
+
+def _finish(client, run_logger, status: str, metrics: dict, ctx: dict) -> None:
+    """End the job's run and record its outcome on the sweep, whatever happened before."""
+    if run_logger is None:
+        return
+    word = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed"}[status]
+    try:
+        artifacts.log_hydra_files(run_logger, ctx["output_dir"], ctx["log_file"])
+    finally:
+        run_logger.finish(status)
+        ledger.record(client, ctx["parent"], ctx["num"], ctx["name"], word, run_logger.run_id,
+                      metrics.get("test/rmse"))
+        if status == "KILLED" and ctx["parent"]:
+            ledger.settle(client, ctx["parent"], interrupted=True)
+    summary = " ".join(f"{k}={metrics[k]:.4g}" for k in ("test/rmse", "test/mse", "baseline/test_rmse")
+                       if k in metrics)
+    log.info("[%s] %s %s run_id=%s", word, ctx["name"], summary, run_logger.run_id)
 
 
 def _best_val(client, run_id: str) -> float:
