@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -21,27 +22,66 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+RESOLVED = "config/resolved.yaml"
+MODEL = "model/model.keras"
+
+
 def load_run(run_id: str, uri: str):
-    """(keras model, resolved config dict) of a FINISHED run."""
-    import keras
+    """(keras model, feature object, crop size) of a FINISHED run.
+
+    The run's artifacts are read as data only: the feature spec is looked up in protstruct's own
+    feature table (``features_from_spec``), the model is loaded in Keras' safe mode with only
+    protstruct's own classes (``load_saved_model``); nothing in them is imported or instantiated by
+    name. Anything unexpected is a ValueError naming the artifact."""
     from omegaconf import OmegaConf
 
-    import protstruct.models.decoders  # noqa: F401  (register protstruct's custom layers, loss
-    import protstruct.models.model  # noqa: F401    and metric, so that saved models load)
-    import protstruct.train.losses  # noqa: F401
-    from protstruct.tracking import mlflow_store
+    from protstruct.data.features import features_from_spec
+    from protstruct.models.saved import load_saved_model
+    from protstruct.tracking import liveness, mlflow_store
 
     client = mlflow_store.client_for(uri)
-    run = client.get_run(run_id)
+    liveness.reap_vanished(client)
+    try:
+        run = client.get_run(run_id)
+    except Exception as exc:  # noqa: BLE001  (MlflowException: no such run, bad store, …)
+        raise ValueError(f"--run-id {run_id}: {' '.join(str(exc).split())[:300]}") from None
     if run.info.status != "FINISHED":
         raise ValueError(f"--run-id {run_id}: run is {run.info.status}, expected FINISHED")
+    where_cfg, where_model = (f"run {run_id} artifact {RESOLVED}", f"run {run_id} artifact {MODEL}")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            model_path = client.download_artifacts(run_id, "model/model.keras", tmp)
-        except Exception as exc:
-            raise ValueError(f"--run-id {run_id}: no model/model.keras artifact (tracking.log_model was off?)") from exc
-        cfg = OmegaConf.to_container(OmegaConf.load(client.download_artifacts(run_id, "config/resolved.yaml", tmp)))
-        return keras.saving.load_model(model_path), cfg
+            cfg_path = client.download_artifacts(run_id, RESOLVED, tmp)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"{where_cfg}: cannot be downloaded ({type(exc).__name__})") from None
+        try:
+            cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False)
+        except Exception as exc:  # noqa: BLE001  (not YAML, not a mapping, …)
+            raise ValueError(f"{where_cfg}: not a readable config ({type(exc).__name__}: {exc})") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{where_cfg}: expected a mapping, got {type(cfg).__name__}")
+        features = features_from_spec(cfg.get("features"), where_cfg)
+        data = cfg.get("data")
+        crop = data.get("crop_size") if isinstance(data, dict) else None
+        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 1:
+            raise ValueError(f"{where_cfg}: data.crop_size must be a positive integer, got {crop!r}")
+        try:
+            model_path = client.download_artifacts(run_id, MODEL, tmp)
+        except Exception:  # noqa: BLE001
+            raise ValueError(f"{where_model}: missing (tracking.log_model was off?)") from None
+        model = load_saved_model(model_path, where_model)
+    expected = (None, crop, crop, features.channels)
+    got = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else f"{len(model.inputs)} inputs"
+    if got != expected:
+        raise ValueError(f"{where_model}: the model's input is {got}, but {RESOLVED} (data.crop_size, "
+                         f"features) implies {expected}")
+    return model, features, crop
+
+
+def output_name(record_id: str) -> str:
+    """A file name stem from a record id (which comes from the input file's own HEADER / _entry.id):
+    only [A-Za-z0-9._-], never starting with '.', never empty, at most 100 characters."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", record_id).lstrip(".")[:100]
+    return name or "prediction"
 
 
 def predict_matrix(model, record, crop: int, features) -> np.ndarray:
@@ -92,25 +132,26 @@ def main(argv=None) -> int:
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--out", type=Path, default=Path("predictions"))
     args = parser.parse_args(argv)
-    from hydra.utils import instantiate
-
     from protstruct.report.__main__ import default_uri
 
     try:
         record, has_truth = _record(args)
-        model, cfg = load_run(args.run_id, args.tracking_uri or default_uri())
-        features = instantiate(cfg["features"])
+        model, features, crop = load_run(args.run_id, args.tracking_uri or default_uri())
         if "pssm" in features.needs:
             raise ValueError("this run's features need a PSSM, which a structure or sequence does not provide")
-        pred = predict_matrix(model, record, int(cfg["data"]["crop_size"]), features)
+        pred = predict_matrix(model, record, crop, features)
+        name = output_name(record.id)
+        npy, png = args.out / f"{name}.npy", args.out / f"{name}.png"
+        for path in (npy, png):  # output_name allows no separator; checked anyway, before writing
+            if path.resolve().parent != args.out.resolve():
+                raise ValueError(f"output {path} would not be inside --out {args.out}")
     except (ValueError, FileNotFoundError) as exc:
         print(f"protstruct.predict: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    name = record.id
-    np.save(args.out / f"{name}.npy", pred.astype(np.float32))
-    _plot(pred, record.distance_matrix() if has_truth else None, record.pair_mask(), args.out / f"{name}.png", name)
-    print(f"wrote {args.out / (name + '.npy')} ({record.length}×{record.length}) and {args.out / (name + '.png')}")
+    np.save(npy, pred.astype(np.float32))
+    _plot(pred, record.distance_matrix() if has_truth else None, record.pair_mask(), png, name)
+    print(f"wrote {npy} ({record.length}×{record.length}) and {png}")
     return 0
 
 

@@ -7,6 +7,8 @@ to an ``(…, L, L, channels)`` tensor.
 """
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 
@@ -72,3 +74,74 @@ class Combined:
 
     def __call__(self, window) -> tf.Tensor:
         return tf.concat([p(window) for p in self.parts], -1)
+
+
+# --- Building a feature object from data (a run's config/resolved.yaml) -----------------------
+# A run's artifacts are data, never code: ``features_from_spec`` looks ``_target_`` up in this
+# explicit table (no import, no Hydra ``instantiate``) and checks every parameter before calling
+# one of protstruct's own constructors.
+
+FEATURE_CLASSES: dict[str, type] = {
+    "protstruct.data.features.RelativePosition": RelativePosition,
+    "protstruct.data.features.SequencePairs": SequencePairs,
+    "protstruct.data.features.PssmPairs": PssmPairs,
+    "protstruct.data.features.Combined": Combined,
+}
+_MAX_DEPTH = 4  # Combined inside Combined…: deeper specs are not something protstruct writes
+
+
+def _finite_number(value, key: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where}: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _spec_parts(value, key: str, where: str, depth: int) -> list:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{where}: {key} must be a non-empty list of feature specs, got {value!r}")
+    return [_build(part, f"{key}[{i}]", where, depth + 1) for i, part in enumerate(value)]
+
+
+# per class: its keyword parameters and the checker of each one's value
+_PARAMS = {
+    RelativePosition: {"scale": lambda v, key, where, depth: _finite_number(v, key, where)},
+    SequencePairs: {},
+    PssmPairs: {},
+    Combined: {"parts": _spec_parts},
+}
+_REQUIRED = {Combined: ("parts",)}
+
+
+def _build(spec, key: str, where: str, depth: int):
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{where}: {key}: feature specs nested deeper than {_MAX_DEPTH} levels")
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: {key} must be a mapping with a _target_, got {type(spec).__name__}")
+    target = spec.get("_target_")
+    cls = FEATURE_CLASSES.get(target) if isinstance(target, str) else None
+    if cls is None:
+        raise ValueError(f"{where}: {key}._target_ {target!r} is not one of protstruct's feature "
+                         f"classes ({', '.join(FEATURE_CLASSES)})")
+    allowed = _PARAMS[cls]
+    unknown = sorted(str(k) for k in spec if k != "_target_" and k not in allowed)
+    if unknown:
+        raise ValueError(f"{where}: {key}: unknown parameter(s) {unknown} for {target} "
+                         f"(expected {sorted(allowed) or 'none'})")
+    missing = [name for name in _REQUIRED.get(cls, ()) if name not in spec]
+    if missing:
+        raise ValueError(f"{where}: {key}: {target} needs {missing}")
+    kwargs = {name: check(spec[name], f"{key}.{name}", where, depth) for name, check in allowed.items()
+              if name in spec}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {key}: {exc}") from None
+
+
+def features_from_spec(spec: dict, where: str, key: str = "features"):
+    """The feature object that the plain dict ``spec`` describes (``_target_`` + parameters, as in
+    a resolved config's ``features`` section; ``parts`` nested for Combined), built WITHOUT
+    importing or instantiating anything by name. Any unknown ``_target_``, unknown parameter or
+    bad value is a ValueError whose message starts with ``where`` (e.g. the artifact it came from)
+    and names ``key``."""
+    return _build(spec, key, where, 0)
