@@ -99,14 +99,17 @@ def test_training_crops_are_seeded_and_change_between_epochs(splits):
     records = splits["train"][:6]
     feats = RelativePosition()
 
-    def first_epochs(seed):
-        ds = pipeline.train_dataset(records, 32, 6, feats, seed)
-        return [next(iter(ds))[1].numpy() for _ in range(2)]
+    def first_epochs(seed, first_epoch=0):  # 6 proteins, batch 6: one batch per epoch
+        ds = pipeline.train_dataset(records, 32, 6, feats, seed, epochs=2, first_epoch=first_epoch)
+        return [y.numpy() for _, y in ds]
 
     a, b = first_epochs(1), first_epochs(1)
+    assert len(a) == 2 and pipeline.steps_per_epoch(len(records), 6) == 1
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], a[1])  # a fresh shuffle and fresh windows each epoch
     assert not np.array_equal(a[0], first_epochs(2)[0])
+    # epoch e depends on (seed, e) only: a run resumed at epoch 1 sees what it would have seen
+    np.testing.assert_array_equal(first_epochs(1, first_epoch=1)[0], a[1])
 
 
 def test_every_dataset_runs_without_the_tf_data_autotuner(splits):

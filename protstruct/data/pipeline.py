@@ -2,7 +2,8 @@
 
 Targets are ``(crop, crop, 2)``: channel 0 the C-alpha distances in Å, channel 1 the pair mask
 (1 where both residues have coordinates and lie inside the chain). Training takes a fresh random
-window per protein per epoch (seeded, stateless, so runs repeat exactly); evaluation takes the
+window per protein per epoch (stateless, seeded by (seed, epoch), so runs repeat exactly and a
+resumed run continues the same stream); evaluation takes the
 deterministic *centred* window (start = (L - crop) // 2; shorter chains are padded), the same for
 every variant, so comparisons are paired per protein.
 
@@ -99,20 +100,35 @@ def centred_start(length: int, crop_size: int) -> int:
     return max(length - crop_size, 0) // 2
 
 
-def train_dataset(records, crop_size: int, batch_size: int, features, seed: int) -> tf.data.Dataset:
+def train_dataset(records, crop_size: int, batch_size: int, features, seed: int, epochs: int = 1,
+                  first_epoch: int = 0) -> tf.data.Dataset:
+    """Epochs ``first_epoch`` … ``epochs - 1`` of random training crops, one after the other, each
+    ``steps_per_epoch(len(records), batch_size)`` batches. Epoch e's shuffle and windows depend only
+    on (seed, e), so a job resumed at epoch e sees exactly what it would have seen."""
     packed = _Packed(records, features.needs)
-    order = tf.data.Dataset.range(packed.count).shuffle(packed.count, seed=seed, reshuffle_each_iteration=True)
-    crop_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    data = tf.data.Dataset.zip((order.batch(batch_size), crop_seeds))
+    count = packed.count
+    base_seed = tf.constant([int(seed), 0], tf.int64)
+
+    def one_epoch(epoch):
+        epoch_seed = tf.random.experimental.stateless_fold_in(base_seed, epoch)
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int32), epoch_seed)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        return batches.enumerate().map(
+            lambda step, index: (index, tf.random.experimental.stateless_fold_in(epoch_seed, step)))
+
+    data = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
 
     def random_crops(index, crop_seed):
-        index = tf.cast(index, tf.int32)
         room = tf.maximum(tf.gather(packed.lengths, index) - crop_size, 0) + 1
         u = tf.random.stateless_uniform(tf.shape(index), crop_seed)
         start = tf.minimum(tf.cast(u * tf.cast(room, tf.float32), tf.int32), room - 1)
         return _examples(packed.windows(index, start, crop_size), crop_size, features)
 
     return _finish(data, random_crops)
+
+
+def steps_per_epoch(n_records: int, batch_size: int) -> int:
+    return -(-n_records // batch_size)
 
 
 def eval_dataset(records, crop_size: int, batch_size: int, features) -> tf.data.Dataset:

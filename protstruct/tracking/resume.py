@@ -21,7 +21,7 @@ KEY_VERSION_TAG = "protstruct.key_version"
 KEY_VERSION = "2"
 # (group, key) pairs that say where or how a run is shown, not what it computes
 NOT_IN_KEY = {("tracking", "uri"), ("tracking", "experiment"), ("tracking", "artifact_root"),
-              ("trainer", "verbose")}
+              ("trainer", "verbose"), ("trainer", "checkpoint_dir"), ("trainer", "keep_checkpoints")}
 TOP_LEVEL_NOT_IN_KEY = ("rerun", "dry_run", "hydra")
 
 
@@ -55,3 +55,24 @@ def finished_run(client, experiment_id: str, key: str):
              f"and attributes.status = 'FINISHED'")
     runs = client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
+
+
+CHECKPOINT_TAG = "protstruct.checkpoint_dir"
+RESUMED_TAG = "protstruct.resumed"
+
+
+def interrupted_run(client, experiment_id: str, key: str, owner_alive):
+    """The newest run with this key that stopped before it finished — KILLED (SIGTERM, Ctrl-C,
+    scancel, preemption), FAILED because its process vanished, or RUNNING with its process
+    provably gone — and left a checkpoint folder; None if there is none. ``owner_alive(tags)``
+    says True/False/None (cannot tell) for a run's process."""
+    query = (f"tags.`{KEY_TAG}` = '{key}' and tags.`{KEY_VERSION_TAG}` = '{KEY_VERSION}' "
+             f"and attributes.status != 'FINISHED'")
+    for run in client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=20):
+        status, tags = run.info.status, run.data.tags
+        stopped = (status == "KILLED" or (status == "FAILED" and tags.get("protstruct.error", "").startswith(
+            "process vanished")) or (status == "RUNNING" and owner_alive(tags) is False))
+        if stopped and owner_alive(tags) is not True and tags.get(CHECKPOINT_TAG) \
+                and (Path(tags[CHECKPOINT_TAG]) / "latest.json").is_file():
+            return run
+    return None

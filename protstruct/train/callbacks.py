@@ -21,6 +21,16 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         self.run_logger = run_logger
         self.history: list[dict[str, float]] = []
 
+    def restore(self, epoch_logs: list[dict]) -> None:
+        """A resumed run: take back the epochs before the checkpoint, logging any the killed
+        process had not logged yet (it logs after checkpointing, so none is ever logged twice)."""
+        logged = {m.step for m in self.run_logger.client.get_metric_history(self.run_logger.run_id, "val/loss")}
+        for epoch, logs in enumerate(epoch_logs):
+            metrics = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
+            self.history.append(metrics)
+            if epoch not in logged:
+                self.run_logger.log_metrics(metrics, step=epoch)
+
     def on_epoch_end(self, epoch, logs=None):
         metrics = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in (logs or {})}
         self.history.append(metrics)

@@ -16,13 +16,38 @@ from protstruct.models.model import build_model
 from protstruct.tracking import artifacts
 from protstruct.train import device, evaluate
 from protstruct.train.callbacks import MlflowEpochLogger
+from protstruct.train.checkpoint import EpochCheckpoint
 from protstruct.train.losses import MaskedRMSE
 
 log = logging.getLogger(__name__)
 
 
-def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path) -> dict[str, float]:
+def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path, checkpoints: Path,
+                     resume: dict | None = None) -> dict[str, float]:
+    """Train one job (from ``resume``, a checkpoint, when given), evaluate it, log everything."""
     splits.require_all_splits()
+    strategy = _prepare_device(cfg, run_logger)
+    _log_data(splits, run_logger, workdir)
+    crop, batch = int(cfg.data.crop_size), int(cfg.trainer.batch_size)
+    features = instantiate(cfg.features)
+    model = _build_model(cfg, features, crop, strategy)
+    run_logger.log_metrics({"model/params": model.count_params()})
+
+    started = time.perf_counter()
+    stopper, history = _train(cfg, model, splits, features, run_logger, checkpoints, resume)
+    fit_seconds = time.perf_counter() - started
+    # test metrics from the restored best-validation weights, per protein on the fixed windows
+    pred = model.predict(pipeline.eval_dataset(splits.test, crop, batch, features), verbose=0)
+    metrics, per_protein, sample = evaluate.test_evaluation(pred, splits.test, splits.train, crop)
+    metrics.update({"train/best_epoch": stopper.best_epoch, "train/epochs_run": len(history),
+                    "time/fit_seconds": fit_seconds,
+                    "time/fit_and_test_seconds": time.perf_counter() - started})
+    run_logger.log_metrics(metrics)
+    _log_results(cfg, model, per_protein, sample, history, run_logger, workdir)
+    return metrics
+
+
+def _prepare_device(cfg: DictConfig, run_logger):
     gpus = device.enable_memory_growth()  # both must come before TensorFlow touches a device
     strategy = device.strategy(str(cfg.trainer.strategy), cfg.trainer.get("cpu_replicas"))
     keras.backend.clear_session()  # jobs of one multirun share this process: drop the last model
@@ -30,6 +55,10 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path) -> dict
     device.set_precision(str(cfg.trainer.precision))
     run_logger.log_metrics({"trainer/num_replicas_in_sync": strategy.num_replicas_in_sync,
                             "trainer/gpus": len(gpus)})
+    return strategy
+
+
+def _log_data(splits, run_logger, workdir: Path) -> None:
     manifest = splits.manifest()
     (workdir / "data_manifest.json").write_text(json.dumps(manifest, indent=1))
     run_logger.log_artifact(workdir / "data_manifest.json", "data")
@@ -43,43 +72,48 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path) -> dict
         log.warning("data: skipped %d input(s): %s (see data/skipped.csv on the run)",
                     len(splits.skips), splits.skip_counts())
 
-    crop, batch = int(cfg.data.crop_size), int(cfg.trainer.batch_size)
-    features = instantiate(cfg.features)
-    train_ds = pipeline.train_dataset(splits.train, crop, batch, features, int(cfg.seed))
-    val_ds = pipeline.eval_dataset(splits.val, crop, batch, features)
-    test_ds = pipeline.eval_dataset(splits.test, crop, batch, features)
 
+def _build_model(cfg: DictConfig, features, crop: int, strategy) -> keras.Model:
     with strategy.scope():  # batch_size stays global: each replica sees batch / replicas
         model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), crop,
                             features.channels, int(cfg.backbone.output_stride), float(cfg.dropout.rate),
                             neck=instantiate(cfg.attention), output_transform=str(cfg.target.transform))
         model.compile(optimizer=instantiate(cfg.optimizer), loss=instantiate(cfg.loss),
                       metrics=[MaskedRMSE()], jit_compile=bool(cfg.trainer.jit_compile))
-    run_logger.log_metrics({"model/params": model.count_params()})
-    epoch_logger = MlflowEpochLogger(run_logger)
+    return model
+
+
+def _train(cfg: DictConfig, model, splits, features, run_logger, checkpoints: Path, resume: dict | None):
+    """``fit`` with early stopping, a checkpoint per epoch and per-epoch MLflow logging (after the
+    checkpoint, so a resumed run never logs an epoch twice)."""
+    crop, batch, epochs = int(cfg.data.crop_size), int(cfg.trainer.batch_size), int(cfg.trainer.epochs)
+    first = int(resume["epochs_done"]) if resume else 0
+    if resume and resume.get("stopped"):
+        epochs = first  # early stopping had ended training: nothing left to fit
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(cfg.trainer.patience),
                                             restore_best_weights=True)
-    started = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=int(cfg.trainer.epochs),
-              callbacks=[epoch_logger, stopper], verbose=int(cfg.trainer.verbose), shuffle=False)
+    checkpoint = EpochCheckpoint(checkpoints, stopper, resume)
+    epoch_logger = MlflowEpochLogger(run_logger)
+    if resume:
+        epoch_logger.restore(resume["logs"])
+        run_logger.log_metrics({"train/resumed_from_epoch": first})
+        log.info("resuming from the checkpoint after epoch %d of %d (%s)", first, epochs, resume["dir"])
+    train_ds = pipeline.train_dataset(splits.train, crop, batch, features, int(cfg.seed), epochs=epochs,
+                                      first_epoch=first)
+    val_ds = pipeline.eval_dataset(splits.val, crop, batch, features)
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=first,
+              steps_per_epoch=pipeline.steps_per_epoch(len(splits.train), batch),
+              callbacks=[stopper, checkpoint, epoch_logger], verbose=int(cfg.trainer.verbose), shuffle=False)
+    return stopper, epoch_logger.history
 
-    # test metrics from the restored best-validation weights, per protein on the fixed windows
-    fit_seconds = time.perf_counter() - started
-    pred = model.predict(test_ds, verbose=0)
-    metrics, per_protein, sample = evaluate.test_evaluation(pred, splits.test, splits.train, crop)
-    metrics["train/best_epoch"] = stopper.best_epoch
-    metrics["train/epochs_run"] = len(epoch_logger.history)
-    metrics["time/fit_seconds"] = fit_seconds
-    metrics["time/fit_and_test_seconds"] = time.perf_counter() - started
-    run_logger.log_metrics(metrics)
 
+def _log_results(cfg, model, per_protein, sample, history, run_logger, workdir: Path) -> None:
     per_protein.to_csv(workdir / "test_per_protein.csv", index=False)
     run_logger.log_artifact(workdir / "test_per_protein.csv", "evaluation")
     np.savez_compressed(workdir / "test_predictions.npz", **sample)
     run_logger.log_artifact(workdir / "test_predictions.npz", "evaluation")
-    artifacts.loss_curve(epoch_logger.history, workdir / "loss_curve.png", title=run_logger.name)
+    artifacts.loss_curve(history, workdir / "loss_curve.png", title=run_logger.name)
     run_logger.log_artifact(workdir / "loss_curve.png", "plots")
     if cfg.tracking.log_model:
         model.save(workdir / "model.keras")
         run_logger.log_artifact(workdir / "model.keras", "model")
-    return metrics

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -55,6 +56,19 @@ def _context() -> dict:
     }
 
 
+SLURM_ENV = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SLURM_RESTART_COUNT")
+
+
+def _engine_tags() -> dict[str, str]:
+    """Where a job ran under a cluster engine: its Slurm job ids, its Ray node."""
+    tags = {f"protstruct.slurm.{k[len('SLURM_'):].lower()}": os.environ[k] for k in SLURM_ENV if k in os.environ}
+    if "ray" in sys.modules:  # imported by the Ray launcher's worker, never by protstruct itself
+        ray = sys.modules["ray"]
+        if ray.is_initialized():
+            tags["protstruct.ray.node_id"] = ray.get_runtime_context().get_node_id()
+    return tags
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in VERSIONED:
@@ -78,6 +92,7 @@ def _start_run(client, exp_id: str, ctx: dict, cfg: DictConfig, tags: dict) -> m
               "protstruct.study": cfg.get("study_name") or "",
               "protstruct.worker_pid": str(os.getpid()),
               **_versions(),
+              **_engine_tags(),
               **{f"protstruct.{g}": choices.get(g, "") for g in
                  ("backbone", "decoder", "dropout", "optimizer", "loss", "data", "features",
                   "attention", "target", "variant")},
@@ -133,16 +148,26 @@ def run_job(cfg: DictConfig) -> float:
             return math.nan
         if done and not cfg.rerun:
             return _reuse(client, done, ctx)
-        run_logger = _start_run(client, exp_id, ctx, cfg, {resume.KEY_TAG: key,
-                                                           resume.KEY_VERSION_TAG: resume.KEY_VERSION})
-        _log_config(run_logger, resolved, ctx)
+        stopped = None if cfg.rerun else resume.interrupted_run(client, exp_id, key, liveness.owner_alive)
+        if stopped is not None:
+            run_logger, checkpoints = _reopen(client, stopped, ctx), Path(stopped.data.tags[resume.CHECKPOINT_TAG])
+        else:
+            checkpoints = _checkpoint_root(cfg, ctx) / key
+            run_logger = _start_run(client, exp_id, ctx, cfg, {resume.KEY_TAG: key,
+                                                               resume.KEY_VERSION_TAG: resume.KEY_VERSION,
+                                                               resume.CHECKPOINT_TAG: str(checkpoints)})
+            _log_config(run_logger, resolved, ctx)
         log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
                  f" ({threads} CPU threads)" if threads else "")
+        from protstruct.train.checkpoint import latest
         from protstruct.train.fit import fit_and_evaluate  # TensorFlow's training machinery
 
         with tempfile.TemporaryDirectory() as tmp:
-            metrics = fit_and_evaluate(cfg, splits, run_logger, Path(tmp))
+            metrics = fit_and_evaluate(cfg, splits, run_logger, Path(tmp), checkpoints,
+                                       latest(checkpoints) if stopped is not None else None)
         status = "FINISHED"
+        if not cfg.trainer.keep_checkpoints:
+            shutil.rmtree(checkpoints, ignore_errors=True)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -154,6 +179,29 @@ def run_job(cfg: DictConfig) -> float:
         signal.signal(signal.SIGTERM, previous_handler)
         _finish(client, run_logger, status, metrics, ctx)
     return _best_val(client, run_logger.run_id) if status == "FINISHED" else math.nan
+
+
+def _checkpoint_root(cfg: DictConfig, ctx: dict) -> Path:
+    if cfg.trainer.get("checkpoint_dir"):
+        return Path(str(cfg.trainer.checkpoint_dir)).expanduser().resolve()
+    return (ctx["sweep_dir"] or ctx["output_dir"]).resolve() / "checkpoints"
+
+
+def _reopen(client, run, ctx: dict) -> mlflow_store.RunLogger:
+    """Continue a stopped run in place: RUNNING again, owned by this process, linked to this sweep
+    (its own sweep's ledger is brought up to date when it ends)."""
+    run_id, tags = run.info.run_id, run.data.tags
+    client.update_run(run_id, status="RUNNING")
+    if "protstruct.error" in tags:
+        client.delete_tag(run_id, "protstruct.error")
+    logger = mlflow_store.RunLogger(client, run_id, run.info.run_name or ctx["name"])
+    logger.set_tags({**liveness.process_tags(), **_engine_tags(),
+                     resume.RESUMED_TAG: f"{int(tags.get(resume.RESUMED_TAG, '0') or 0) + 1}"})
+    if ctx["parent"] and ctx["parent"] != tags.get(mlflow_store.PARENT_TAG):
+        client.set_tag(run_id, f"{ledger.REUSED_TAG_PREFIX}{ctx['parent']}", "1")
+    ctx["earlier_sweep"] = (tags.get(mlflow_store.PARENT_TAG), tags.get(liveness.JOB_NUM_TAG))
+    log.info("[resumed] %s: continuing stopped run %s (%s)", ctx["name"], run_id, run.info.status)
+    return logger
 
 
 def _log_config(run_logger, resolved: dict, ctx: dict) -> None:
@@ -191,9 +239,21 @@ def _finish(client, run_logger, status: str, metrics: dict, ctx: dict) -> None:
                       metrics.get("test/rmse"))
         if status == "KILLED" and ctx["parent"]:
             ledger.settle(client, ctx["parent"], interrupted=True)
+        _update_earlier_sweep(client, ctx, word, run_logger.run_id, metrics.get("test/rmse"))
     summary = " ".join(f"{k}={metrics[k]:.4g}" for k in ("test/rmse", "test/mse", "baseline/test_rmse")
                        if k in metrics)
     log.info("[%s] %s %s run_id=%s", word, ctx["name"], summary, run_logger.run_id)
+
+
+def _update_earlier_sweep(client, ctx: dict, word: str, run_id: str, test_rmse) -> None:
+    """A resumed run also counts for the sweep that started it: its ledger entry is updated and,
+    if that sweep has already ended, its status recomputed."""
+    parent, num = ctx.get("earlier_sweep") or (None, None)
+    if not parent or parent == ctx["parent"] or not str(num or "").isdigit():
+        return
+    ledger.record(client, parent, int(num), ctx["name"], word, run_id, test_rmse)
+    if client.get_run(parent).info.status != "RUNNING":
+        ledger.settle(client, parent)
 
 
 def _best_val(client, run_id: str) -> float:
