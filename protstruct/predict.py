@@ -1,7 +1,7 @@
 """``python -m protstruct.predict``: a finished run's model on a new protein.
 
-    python -m protstruct.predict --run-id RUN --structure 1abc.pdb [--chain A] --out pred/
-    python -m protstruct.predict --run-id RUN --sequence MKT... --out pred/
+    python -m protstruct.predict --model RUN_ID --structure 1abc.pdb [--chain A] --out pred/
+    python -m protstruct.predict --model models:/NAME@champion --sequence MKT... --out pred/
 
 Writes ``<name>.npy`` (the predicted L×L distance matrix, Å) and ``<name>.png`` (its heatmap,
 with the true matrix beside it when the input has coordinates). The model sees fixed windows of
@@ -26,28 +26,33 @@ RESOLVED = "config/resolved.yaml"
 MODEL = "model/model.keras"
 
 
-def load_run(run_id: str, uri: str):
-    """(keras model, feature object, crop size) of a FINISHED run.
+def load_run(ref: str, uri: str):
+    """(keras model, feature object, crop size) of a FINISHED run's model. ``ref`` is a run id,
+    ``runs:/RUN_ID``, ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``models:/MODEL_ID``.
 
     The run's artifacts are read as data only: the feature spec is looked up in protstruct's own
-    feature table (``features_from_spec``), the model is loaded in Keras' safe mode with only
-    protstruct's own classes (``load_saved_model``); nothing in them is imported or instantiated by
-    name. Anything unexpected is a ValueError naming the artifact."""
+    feature table (``features_from_spec``), the ``.keras`` file inside the MLflow Model (or an older
+    run's ``model/model.keras``) is loaded in Keras' safe mode with only protstruct's own classes
+    (``load_saved_model``) — never through ``mlflow.pyfunc``; nothing in them is imported or
+    instantiated by name. Anything unexpected is a ValueError naming the artifact."""
     from omegaconf import OmegaConf
 
     from protstruct.data.features import features_from_spec
     from protstruct.models.saved import load_saved_model
-    from protstruct.tracking import liveness, mlflow_store
+    from protstruct.tracking import liveness, mlflow_store, models
 
     client = mlflow_store.client_for(uri)
     liveness.reap_vanished(client)
     try:
+        run_id, model_id = models.resolve(client, ref)
         run = client.get_run(run_id)
-    except Exception as exc:  # noqa: BLE001  (MlflowException: no such run, bad store, …)
-        raise ValueError(f"--run-id {run_id}: {' '.join(str(exc).split())[:300]}") from None
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (MlflowException: no such run or model, bad store, …)
+        raise ValueError(f"--model {ref}: {' '.join(str(exc).split())[:300]}") from None
     if run.info.status != "FINISHED":
-        raise ValueError(f"--run-id {run_id}: run is {run.info.status}, expected FINISHED")
-    where_cfg, where_model = (f"run {run_id} artifact {RESOLVED}", f"run {run_id} artifact {MODEL}")
+        raise ValueError(f"--model {ref}: run {run_id} is {run.info.status}, expected FINISHED")
+    where_cfg = f"run {run_id} artifact {RESOLVED}"
     with tempfile.TemporaryDirectory() as tmp:
         try:
             cfg_path = client.download_artifacts(run_id, RESOLVED, tmp)
@@ -64,8 +69,9 @@ def load_run(run_id: str, uri: str):
         crop = data.get("crop_size") if isinstance(data, dict) else None
         if isinstance(crop, bool) or not isinstance(crop, int) or crop < 1:
             raise ValueError(f"{where_cfg}: data.crop_size must be a positive integer, got {crop!r}")
+        where_model = f"run {run_id} artifact {MODEL}" if model_id is None else f"model {model_id} artifact {models.KERAS_FILE}"
         try:
-            model_path = client.download_artifacts(run_id, MODEL, tmp)
+            model_path, where_model = models.download_keras(client, run_id, model_id, tmp)
         except Exception:  # noqa: BLE001
             raise ValueError(f"{where_model}: missing (tracking.log_model was off?)") from None
         model = load_saved_model(model_path, where_model)
@@ -124,7 +130,8 @@ def _record(args):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--model", "--run-id", dest="model", required=True,
+                        help="a run id, runs:/RUN_ID, models:/NAME@ALIAS, models:/NAME/VERSION or models:/MODEL_ID")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--structure", help="a PDB/mmCIF file (.gz too)")
     source.add_argument("--sequence", help="a one-letter amino-acid sequence")
@@ -136,7 +143,7 @@ def main(argv=None) -> int:
 
     try:
         record, has_truth = _record(args)
-        model, features, crop = load_run(args.run_id, args.tracking_uri or default_uri())
+        model, features, crop = load_run(args.model, args.tracking_uri or default_uri())
         if "pssm" in features.needs:
             raise ValueError("this run's features need a PSSM, which a structure or sequence does not provide")
         pred = predict_matrix(model, record, crop, features)

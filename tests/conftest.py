@@ -30,6 +30,7 @@ def smoke_sweep(tmp_path_factory):
     """`python run.py -m decoder=transpose,upsample debug=smoke` against a throwaway SQLite store."""
     base = tmp_path_factory.mktemp("smoke_sweep")
     proc = run_cli(["-m", "decoder=transpose,upsample", "debug=smoke", "tracking.experiment=smoke",
+                    "tracking.system_metrics_interval=1",
                     *store_overrides(base), f"hydra.sweep.dir={base}/multirun"], cwd=base)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return {"base": base, "uri": f"sqlite:///{base}/mlflow.db", "experiment": "smoke",

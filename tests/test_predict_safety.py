@@ -16,6 +16,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from protstruct.tracking import models
+
 ROOT = Path(__file__).resolve().parents[1]
 SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQ"
 
@@ -35,7 +37,8 @@ def smoke_run(smoke_sweep, tmp_path_factory):
     exp = client.get_experiment_by_name(smoke_sweep["experiment"])
     run = next(r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("protstruct.role") == "job")
     local = tmp_path_factory.mktemp("smoke_copy")
-    model = Path(client.download_artifacts(run.info.run_id, "model/model.keras", str(local)))
+    model_id = models.run_model_id(client, run)
+    model = Path(models.download_keras(client, run.info.run_id, model_id, str(local))[0])
     cfg = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config/resolved.yaml", str(local))).read_text())
     return {"run_id": run.info.run_id, "uri": smoke_sweep["uri"], "model": model, "cfg": cfg}
 

@@ -1,7 +1,9 @@
 """The real CLI: `python run.py -m decoder=transpose,upsample debug=smoke` → MLflow runs."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -60,25 +62,55 @@ def test_children_have_their_artifacts(runs):
     client, _, _, children = runs
     for run in children:
         rid = run.info.run_id
-        listed = {a.path for folder in ("", "config", "hydra", "logs", "plots", "model", "data", "evaluation")
+        listed = {a.path for folder in ("", "config", "hydra", "logs", "plots", "data", "evaluation")
                   for a in client.list_artifacts(rid, folder or None)}
         for needed in ("config/resolved.yaml", "hydra/config.yaml", "hydra/overrides.yaml",
-                       "plots/loss_curve.png", "model/model.keras", "data/data_manifest.json",
+                       "plots/loss_curve.png", "data/data_manifest.json",
                        "evaluation/test_per_protein.csv", "evaluation/test_predictions.npz"):
             assert needed in listed, (needed, listed)
         assert any(p.startswith("logs/") and p.endswith(".log") for p in listed)
+        assert "model" not in listed  # the model is stored once, as an MLflow Model
 
 
-def test_trained_model_artifact_reloads_and_predicts(runs, tmp_path):
-    import keras
+def test_children_carry_mlflows_own_lineage(runs):
+    client, _, _, children = runs
+    digests = []
+    for run in children:
+        tags = run.data.tags
+        assert tags["mlflow.source.name"].endswith("run.py") and tags["mlflow.source.type"] == "LOCAL"
+        assert tags["mlflow.user"]
+        inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+        assert set(inputs) == {"train", "val", "test"}
+        for split, dataset in inputs.items():
+            assert dataset.name == f"embedded:proteins.json.gz/{split}" and len(dataset.digest) == 32
+            assert json.loads(dataset.profile)["chains"] == {"train": 12, "val": 4, "test": 4}[split]
+            assert json.loads(dataset.source)["uri"].endswith("proteins.json.gz")
+        digests.append({s: d.digest for s, d in inputs.items()})
+        assert "system/cpu_utilization_percentage" in run.data.metrics  # MLflow's system metrics
+    assert digests[0] == digests[1]  # same data, same digest
+
+
+def test_the_model_is_an_mlflow_model_linked_to_its_test_metrics(runs):
+    import mlflow.models
+    import mlflow.pyfunc
     import numpy as np
 
-    import protstruct.train.losses  # noqa: F401  (registers the custom loss and metric)
+    from protstruct.tracking import models
 
     client, _, _, children = runs
-    local = client.download_artifacts(children[0].info.run_id, "model/model.keras", str(tmp_path))
-    model = keras.saving.load_model(local)
-    assert model.predict(np.zeros((1, 32, 32, 1), np.float32), verbose=0).shape == (1, 32, 32, 1)
+    for run in children:
+        logged = client.get_logged_model(models.run_model_id(client, run))
+        assert logged.source_run_id == run.info.run_id and str(logged.status).endswith("READY")
+        linked = {m.key: m.value for m in logged.metrics}
+        assert linked["test/rmse"] == run.data.metrics["test/rmse"]
+        folder = Path(logged.artifact_location.removeprefix("file://"))
+        info = mlflow.models.get_model_info(str(folder))
+        assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 32, 32, 1]
+        assert "keras" in info.flavors and (folder / "data" / "model.keras").is_file()
+        assert not (folder / "code").exists() and not list(folder.rglob("*.pkl"))  # no code, no pickles
+        # a user who trusts the store may load it with MLflow's own tools
+        loaded = mlflow.pyfunc.load_model(str(folder))
+        assert np.asarray(loaded.predict(np.zeros((1, 32, 32, 1), np.float32))).shape == (1, 32, 32, 1)
 
 
 def test_progress_and_job_summaries_are_printed(smoke_sweep):

@@ -22,6 +22,7 @@ class Splits:
     test: list[ProteinRecord]
     name: str
     skips: list[Skip] = field(default_factory=list)
+    uri: str = ""  # where the records came from (file or folder), for lineage
 
     def require_all_splits(self) -> "Splits":
         """Training needs proteins in every split; say which are empty and why."""
@@ -51,6 +52,22 @@ class Splits:
                     h.update(b"pssm\0" + r.pssm.astype("<f8").tobytes())
         return h.hexdigest()
 
+    def split_digest(self, split: str) -> str:
+        """sha256 of one split's records (ids, sequences, coordinates, masks, PSSMs)."""
+        h = hashlib.sha256()
+        for r in dict(self.items())[split]:
+            h.update(f"{r.id}\0{r.sequence}\0".encode())
+            h.update(r.ca.tobytes())
+            h.update(r.mask.tobytes())
+            if r.pssm is not None:
+                h.update(b"pssm\0" + r.pssm.astype("<f8").tobytes())
+        return h.hexdigest()
+
+    def profile(self, split: str) -> dict:
+        records = dict(self.items())[split]
+        return {"chains": len(records), "residues": int(sum(r.length for r in records)),
+                "observed_residues": int(sum(r.n_observed for r in records))}
+
     def manifest(self) -> dict:
         return {
             "source": self.name,
@@ -79,7 +96,7 @@ def embedded_source(path: str | None = None, limit: dict | None = None) -> Split
         raise ValueError(f"data.limit: unknown split(s) {sorted(unknown)}; expected train/val/test")
     return Splits(
         *(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
-        name=f"embedded:{file.name}",
+        name=f"embedded:{file.name}", uri=str(file.resolve()),
     )
 
 
@@ -91,7 +108,7 @@ def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit) -> S
     limit = dict(limit or {})
     by_split = {s: [r for r, sp in zip(records, splits) if sp == s] for s in embedded.SPLITS}
     return Splits(*(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
-                  name=f"{kind}:{Path(path).name}", skips=skips)
+                  name=f"{kind}:{Path(path).name}", skips=skips, uri=str(Path(path).expanduser().resolve()))
 
 
 def proteinnet_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,

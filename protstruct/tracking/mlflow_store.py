@@ -7,11 +7,12 @@ and a stray ``./mlruns`` folder silently switches it to the file store).
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 import time
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -83,6 +84,30 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+def source_tags(entry_point: str, commit: str) -> dict[str, str]:
+    """MLflow's own lineage tags, which its UI shows as *Source* and *User*."""
+    import getpass
+
+    tags = {"mlflow.source.name": entry_point, "mlflow.source.type": "LOCAL"}
+    if commit not in ("", "unknown"):
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    try:
+        tags["mlflow.user"] = getpass.getuser()
+    except (KeyError, OSError):
+        pass
+    return tags
+
+
+DIGEST_LENGTH = 32  # MLflow's digest column holds 36 characters (enforced by PostgreSQL)
+
+
+def dataset_input(name: str, digest: str, source_type: str, uri: str, profile: dict, context: str) -> DatasetInput:
+    """One split as an MLflow dataset input (the UI's *Dataset* column and filters)."""
+    dataset = Dataset(name=name, digest=digest[:DIGEST_LENGTH], source_type=source_type,
+                      source=json.dumps({"uri": redact(uri)}), profile=json.dumps(profile))
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
+
+
 class RunLogger:
     """Logging for one MLflow run (a job's child run, or a sweep's parent run)."""
 
@@ -98,9 +123,9 @@ class RunLogger:
         run = client.create_run(experiment_id, run_name=name, tags=tags)
         return cls(client, run.info.run_id, name)
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0):
+    def log_metrics(self, metrics: dict[str, float], step: int = 0, model_id: str | None = None):
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        items = [Metric(k, float(v), now, step, model_id=model_id) for k, v in metrics.items() if v is not None]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, metrics=items[i:i + BATCH])
 
@@ -120,8 +145,14 @@ class RunLogger:
     def log_artifacts(self, folder: Path, artifact_path: str | None = None):
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
+    def log_inputs(self, datasets: list[DatasetInput]):
+        self.client.log_inputs(self.run_id, datasets=datasets)
+
     def log_text(self, text: str, artifact_file: str):
         self.client.log_text(self.run_id, redact(text), artifact_file)
+
+    def experiment_id(self) -> str:
+        return self.client.get_run(self.run_id).info.experiment_id
 
     def finish(self, status: str = "FINISHED"):
         self.client.set_terminated(self.run_id, status)

@@ -21,6 +21,7 @@ KEY_VERSION_TAG = "protstruct.key_version"
 KEY_VERSION = "2"
 # (group, key) pairs that say where or how a run is shown, not what it computes
 NOT_IN_KEY = {("tracking", "uri"), ("tracking", "experiment"), ("tracking", "artifact_root"),
+              ("tracking", "system_metrics"), ("tracking", "system_metrics_interval"),
               ("trainer", "verbose"), ("trainer", "checkpoint_dir"), ("trainer", "keep_checkpoints")}
 TOP_LEVEL_NOT_IN_KEY = ("rerun", "dry_run", "hydra")
 

@@ -13,6 +13,7 @@ import atexit
 import json
 import logging
 import signal
+import sys
 import uuid
 from pathlib import Path
 
@@ -129,6 +130,7 @@ class MlflowSweepCallback(Callback):
                   "protstruct.sweep_dir": str(self._sweep_dir),
                   "protstruct.overrides": " ".join(overrides),
                   "protstruct.git_commit": mlflow_store.git_commit(project_root()),
+                  **mlflow_store.source_tags(sys.argv[0], mlflow_store.git_commit(project_root())),
                   **liveness.process_tags(),
                   **({ledger.EXPECTED_TAG: str(int(expected))} if expected is not None else {})})
         self._parent = logger.run_id

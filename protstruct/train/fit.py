@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from protstruct.data import pipeline
 from protstruct.models.model import build_model
-from protstruct.tracking import artifacts
+from protstruct.tracking import artifacts, mlflow_store, models
 from protstruct.train import device, evaluate
 from protstruct.train.callbacks import MlflowEpochLogger
 from protstruct.train.checkpoint import EpochCheckpoint
@@ -42,8 +42,13 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path, checkpo
     metrics.update({"train/best_epoch": stopper.best_epoch, "train/epochs_run": len(history),
                     "time/fit_seconds": fit_seconds,
                     "time/fit_and_test_seconds": time.perf_counter() - started})
-    run_logger.log_metrics(metrics)
-    _log_results(cfg, model, per_protein, sample, history, run_logger, workdir)
+    model_id = None
+    if cfg.tracking.log_model:  # stored once, as an MLflow Model the test metrics are linked to
+        example = pipeline.window_features(splits.test[0], 0, crop, features)
+        model_id = models.log_keras_model(run_logger.client, run_logger.experiment_id(), run_logger.run_id,
+                                          model, example)
+    run_logger.log_metrics(metrics, model_id=model_id)
+    _log_results(per_protein, sample, history, run_logger, workdir)
     return metrics
 
 
@@ -63,6 +68,10 @@ def _log_data(splits, run_logger, workdir: Path) -> None:
     (workdir / "data_manifest.json").write_text(json.dumps(manifest, indent=1))
     run_logger.log_artifact(workdir / "data_manifest.json", "data")
     run_logger.set_tags({"data.fingerprint": manifest["fingerprint"], "data.source": splits.name})
+    source_type = splits.name.split(":", 1)[0]
+    run_logger.log_inputs([mlflow_store.dataset_input(f"{splits.name}/{split}", splits.split_digest(split), source_type,
+                                                      splits.uri, splits.profile(split), split)
+                           for split, _ in splits.items()])
     run_logger.log_metrics({f"data/{s}_proteins": n for s, n in manifest["counts"].items()})
     run_logger.log_metrics({"data/skipped": len(splits.skips),
                             **{f"data/skipped/{reason}": n for reason, n in splits.skip_counts().items()}})
@@ -107,13 +116,10 @@ def _train(cfg: DictConfig, model, splits, features, run_logger, checkpoints: Pa
     return stopper, epoch_logger.history
 
 
-def _log_results(cfg, model, per_protein, sample, history, run_logger, workdir: Path) -> None:
+def _log_results(per_protein, sample, history, run_logger, workdir: Path) -> None:
     per_protein.to_csv(workdir / "test_per_protein.csv", index=False)
     run_logger.log_artifact(workdir / "test_per_protein.csv", "evaluation")
     np.savez_compressed(workdir / "test_predictions.npz", **sample)
     run_logger.log_artifact(workdir / "test_predictions.npz", "evaluation")
     artifacts.loss_curve(history, workdir / "loss_curve.png", title=run_logger.name)
     run_logger.log_artifact(workdir / "loss_curve.png", "plots")
-    if cfg.tracking.log_model:
-        model.save(workdir / "model.keras")
-        run_logger.log_artifact(workdir / "model.keras", "model")

@@ -84,6 +84,7 @@ def _start_run(client, exp_id: str, ctx: dict, cfg: DictConfig, tags: dict) -> m
     return mlflow_store.RunLogger.start(
         client, exp_id, ctx["name"], parent_run_id=ctx["parent"],
         tags={"protstruct.role": "job", "protstruct.git_commit": mlflow_store.git_commit(project_root()),
+              **mlflow_store.source_tags(sys.argv[0], mlflow_store.git_commit(project_root())),
               **liveness.process_tags(),
               **({liveness.JOB_NUM_TAG: str(ctx["num"])} if ctx["num"] is not None else {}),
               "protstruct.output_dir": str(ctx["output_dir"].resolve()),
@@ -159,6 +160,7 @@ def run_job(cfg: DictConfig) -> float:
             _log_config(run_logger, resolved, ctx)
         log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
                  f" ({threads} CPU threads)" if threads else "")
+        ctx["monitor"] = _system_metrics(cfg, run_logger, resumed=stopped is not None)
         from protstruct.train.checkpoint import latest
         from protstruct.train.fit import fit_and_evaluate  # TensorFlow's training machinery
 
@@ -204,6 +206,18 @@ def _reopen(client, run, ctx: dict) -> mlflow_store.RunLogger:
     return logger
 
 
+def _system_metrics(cfg: DictConfig, run_logger, resumed: bool):
+    """MLflow's own system-metrics sampler on the job's run (explicit URI, no active run)."""
+    if not cfg.tracking.get("system_metrics"):
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_logger.run_id, sampling_interval=float(cfg.tracking.system_metrics_interval),
+                                   resume_logging=resumed, tracking_uri=run_logger.client.tracking_uri)
+    monitor.start()
+    return monitor
+
+
 def _log_config(run_logger, resolved: dict, ctx: dict) -> None:
     clean = redact_tree(resolved)
     run_logger.log_params({**mlflow_store.flatten(clean), "overrides": " ".join(ctx["overrides"])})
@@ -231,6 +245,8 @@ def _finish(client, run_logger, status: str, metrics: dict, ctx: dict) -> None:
     if run_logger is None:
         return
     word = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed"}[status]
+    if ctx.get("monitor") is not None:
+        ctx.pop("monitor").finish()
     try:
         artifacts.log_hydra_files(run_logger, ctx["output_dir"], ctx["log_file"])
     finally:
