@@ -24,3 +24,44 @@ def test_quick_bench_writes_every_item(tmp_path):
     assert results["3_preprocessing"]["files"] == 6
     md = (tmp_path / "bench.md").read_text()
     assert "## 6. Step time vs crop" in md and "Noise floor" in md
+
+
+def _stub_results(settings, offline, items):
+    return {"settings": dict(settings), "machine": {"cpus": 1, "platform": "p", "python": "3", "tensorflow": "t",
+                                                    "keras": "k", "device": "CPU"},
+            "started": "now", "total_seconds": 0.0}
+
+
+def test_quick_bench_writes_outside_experiments_by_default(tmp_path, monkeypatch):
+    from protstruct.bench import __main__ as bench
+
+    committed = {p.name: p.read_bytes() for p in (ROOT / "experiments" / "bench").iterdir()}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "run", _stub_results)
+    assert bench.main(["--quick"]) == 0
+    assert (tmp_path / "outputs" / "bench-quick" / "bench.json").is_file()
+    assert not (tmp_path / "experiments").exists()
+    assert {p.name: p.read_bytes() for p in (ROOT / "experiments" / "bench").iterdir()} == committed
+
+
+def test_only_a_full_bench_may_write_into_experiments_bench(tmp_path, monkeypatch, capsys):
+    import protstruct.config
+    from protstruct.bench import __main__ as bench
+
+    committed = tmp_path / "experiments" / "bench"
+    committed.mkdir(parents=True)
+    (committed / "bench.json").write_text("{}")
+    monkeypatch.setattr(protstruct.config, "project_root", lambda: tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+    def refuse(*args):
+        raise AssertionError("the bench ran")
+
+    monkeypatch.setattr(bench, "run", refuse)
+    for argv in (["--quick", "--out", str(committed)], ["--quick", "--out", "experiments/bench"],
+                 ["--items", "1,2", "--out", str(committed)]):
+        assert bench.main(argv) == 2, argv
+        assert "holds the committed full-run results" in capsys.readouterr().err
+    assert [p.name for p in committed.iterdir()] == ["bench.json"] and (committed / "bench.json").read_text() == "{}"
+    monkeypatch.setattr(bench, "run", _stub_results)
+    assert bench.main([]) == 0 and (committed / "bench.md").is_file()  # a full run of every item may

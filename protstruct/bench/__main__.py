@@ -1,6 +1,9 @@
 """``make bench`` / ``python -m protstruct.bench [--quick] [--out DIR]``.
 
-Writes ``bench.json`` and ``bench.md`` to DIR (default ``experiments/bench``). Fixed settings for
+Writes ``bench.json`` and ``bench.md`` to DIR. A full run of every item defaults to
+``experiments/bench`` (the committed results); ``--quick`` and ``--items`` subsets default to
+``outputs/bench-quick`` / ``outputs/bench-items`` under the current directory and may never write
+into ``experiments/bench``, so a smoke run cannot replace the committed numbers. Fixed settings for
 items 1, 2, 4: ResNet50 + the P0/P1 decoders, crop 64, batch 10, the embedded training set.
 Full mode takes ~35 minutes on a 2-core CPU (its budget); ``--quick`` shrinks every item to a
 smoke run (crop 32, batch 2, one repeat) that checks the code, not the speed.
@@ -163,21 +166,52 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
+def committed_dir() -> Path:
+    """Where the committed full-run results live."""
+    from protstruct import config
+
+    return (config.project_root() / "experiments" / "bench").resolve()
+
+
+def out_dir(out: Path | None, quick: bool, items: tuple[str, ...]) -> Path:
+    """The folder to write to; raises ValueError for a smoke or partial run aimed at the committed
+    results (before anything runs)."""
+    full = not quick and set(ITEMS) <= set(items)
+    if out is None:
+        return committed_dir() if full else Path("outputs") / ("bench-quick" if quick else "bench-items")
+    target = out.expanduser().resolve()
+    if not full and (target == committed_dir() or target.is_relative_to(committed_dir())):
+        what = "--quick" if quick else f"--items {','.join(items)}"
+        raise ValueError(f"--out {out}: {committed_dir()} holds the committed full-run results; a {what} run "
+                         "may not replace them. Leave --out out (it writes to outputs/) or choose another folder")
+    return out
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI-sized smoke run (asserts nothing about speed)")
     parser.add_argument("--offline", action="store_true", help="item 3 without downloading the real files")
-    parser.add_argument("--out", type=Path, default=Path("experiments/bench"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: experiments/bench for a full run of every item, "
+                             "else outputs/bench-quick or outputs/bench-items)")
     parser.add_argument("--items", default=",".join(ITEMS), help="comma-separated items to run (default all)")
     args = parser.parse_args(argv)
     items = tuple(i.strip() for i in args.items.split(","))
+    try:
+        out = out_dir(args.out, args.quick, items)
+    except ValueError as exc:
+        print(f"protstruct.bench: {exc}", file=sys.stderr)
+        return 2
+    print(f"bench: results go to {out}", file=sys.stderr, flush=True)
     results = run(QUICK if args.quick else FULL, args.offline, items)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(results, indent=1))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)
-    (args.out / "bench.md").write_text(text)
+    (out / "bench.md").write_text(text)
     print(text)
+    print(f"bench: wrote {out / 'bench.json'} and {out / 'bench.md'}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,6 +2,10 @@
 
     python -m protstruct.report --experiment p0_vs_p1 --study p0_vs_p1 --out experiments/p0_vs_p1/results
     python -m protstruct.report --experiment protstruct --group-by decoder,backbone
+
+A sweep is reported only when all its jobs are FINISHED (or reused); otherwise the report names
+the missing jobs and exits 2, unless --allow-partial (every output then says PARTIAL). Only a sweep
+run as exactly `study=S` may write into experiments/ (with --study S), and never a partial one.
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from omegaconf import OmegaConf
 import protstruct.config  # noqa: F401  (resolvers for the default tracking URI)
 from protstruct.config import project_root
 from protstruct.report.build import make_report
+from protstruct.report.runs import Refused
+from protstruct.tracking.redact import redact
 
 
 def default_uri() -> str:
@@ -31,19 +37,26 @@ def main(argv=None) -> int:
     parser.add_argument("--group-by", default="decoder,dropout", help="comma-separated config groups or keys")
     parser.add_argument("--reference", default="decoder=transpose,dropout=none",
                         help="the variant changes are measured against ('' for none)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for report.md/.csv/.html and figures")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for report.md/.csv/.html and figures (replaced whole)")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="report on an incomplete sweep, every output marked PARTIAL (never into experiments/)")
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.group_by.split(",") if k.strip()]
     reference = dict(kv.split("=", 1) for kv in args.reference.split(",") if "=" in kv) or None
     try:
         text = make_report(args.tracking_uri or default_uri(), args.experiment, args.study,
-                           args.parent_run_id, keys, reference, args.out)
-    except (LookupError, KeyError, ValueError) as exc:
-        print(f"protstruct.report: {exc.args[0]}", file=sys.stderr)
+                           args.parent_run_id, keys, reference, args.out, args.allow_partial)
+    except (Refused, LookupError, KeyError, ValueError) as exc:
+        print(f"protstruct.report: {redact(str(exc.args[0] if exc.args else exc))}", file=sys.stderr)
         return 2
     print(text)
+    if text.startswith("PARTIAL"):
+        print(f"protstruct.report: {text.splitlines()[0]}", file=sys.stderr)
     if args.out:
-        print(f"wrote {args.out}/report.md, report.csv, report.html and figures (also on the sweep's parent run)")
+        where = "report_partial/" if text.startswith("PARTIAL") else "report/"
+        print(f"wrote {args.out}/report.md, report.csv, report.html and figures (also under {where} on the "
+              "sweep's parent run)")
     return 0
 
 

@@ -5,49 +5,21 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from protstruct.report import figures, html, paired, runs, tables
+from protstruct.report import evidence, figures, html, output, paired, runs, tables
+from protstruct.tracking.redact import redact
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file clutters reports
-
-
-def _variant(row, group_cols: dict[str, str]) -> str:
-    return ",".join(f"{k}={row[c]}" for k, c in group_cols.items())
-
-
-def collect(client, children: pd.DataFrame, group_cols: dict[str, str], workdir: Path):
-    """Per-protein errors, val/rmse histories and one prediction sample per variant."""
-    tables_, histories, samples = [], {}, {}
-    done = children[children["status"] == "FINISHED"]
-    for _, row in done.sort_values("params.seed").iterrows():
-        run_id, variant = row["run_id"], _variant(row, group_cols)
-        history = client.get_metric_history(run_id, "val/rmse")
-        histories.setdefault(variant, []).append([m.value for m in sorted(history, key=lambda m: m.step)])
-        target = workdir / run_id
-        target.mkdir()
-        try:
-            csv = client.download_artifacts(run_id, "evaluation/test_per_protein.csv", str(target))
-        except Exception:  # runs from before per-protein logging: no paired statistics for them
-            continue
-        t = pd.read_csv(csv)[["protein", "mse"]]
-        t["variant"], t["seed"] = variant, row.get("params.seed", "0")
-        tables_.append(t)
-        if variant not in samples:
-            try:
-                npz = client.download_artifacts(run_id, "evaluation/test_predictions.npz", str(target))
-                samples[variant] = dict(np.load(npz))
-            except Exception:
-                pass
-    per_protein = pd.concat(tables_, ignore_index=True) if tables_ else pd.DataFrame()
-    return per_protein, histories, samples
 
 
 def paired_markdown(per_protein: pd.DataFrame, reference: str | None) -> tuple[str, pd.DataFrame]:
     if per_protein.empty or reference is None or reference not in set(per_protein["variant"]):
         return "Paired comparison: not available (no per-protein results for the reference variant).\n", pd.DataFrame()
-    rows = [paired.compare(per_protein, v, reference) for v in sorted(set(per_protein["variant"])) if v != reference]
+    others = sorted(set(per_protein["variant"]) - {reference})
+    if not others:
+        return "Paired comparison: not available (no per-protein results for any other variant).\n", pd.DataFrame()
+    rows = [paired.compare(per_protein, v, reference) for v in others]
     lines = [f"### Paired comparison against {reference}", "",
              "Difference in per-protein test MSE (Å², variant − reference), averaged over seeds, on the "
              "same test windows; 95 % bootstrap interval over proteins; sign-flip permutation p-value.", "",
@@ -64,38 +36,60 @@ def paired_markdown(per_protein: pd.DataFrame, reference: str | None) -> tuple[s
     return "\n".join(lines) + "\n", pd.DataFrame(rows)
 
 
+def _write(folder: Path, experiment: str, text: str, table: pd.DataFrame, paired_table: pd.DataFrame,
+           found: evidence.Evidence, keys: list[str], partial: str | None) -> list[Path]:
+    """Every output file into ``folder`` (a fresh one); returns their paths."""
+    note = partial and partial.split(";")[0] + " (see report.md)"
+    images = [figures.metric_bars(table, keys, folder / "test_rmse.png", note=note)]
+    if found.histories:
+        images.append(figures.loss_curves(found.histories, folder / "loss_curves.png", note=note))
+    if found.samples:
+        images.append(figures.heatmaps(found.samples, folder / "heatmaps.png", note=note))
+    written = [*images, folder / "report.md", folder / "report.csv", folder / "report.html"]
+    (folder / "report.md").write_text(text)
+    table.assign(partial=partial is not None).to_csv(folder / "report.csv", index=False)
+    if not paired_table.empty:
+        paired_table.assign(partial=partial is not None).to_csv(folder / "paired.csv", index=False)
+        written.append(folder / "paired.csv")
+    title = f"{'PARTIAL — ' if partial else ''}protstruct report — {experiment}"
+    (folder / "report.html").write_text(html.page(title, text, images))
+    return written
+
+
 def make_report(uri: str, experiment: str, study: str | None, parent_run_id: str | None,
-                keys: list[str], reference: dict[str, str] | None, out: Path | None) -> str:
-    parent, children = runs.sweep_runs(uri, experiment, study, parent_run_id)
+                keys: list[str], reference: dict[str, str] | None, out: Path | None,
+                allow_partial: bool = False) -> str:
+    """The report's Markdown text; with ``out``, also its files there (swapped in whole) and on the
+    sweep's parent run. Raises :class:`runs.Refused` when it cannot be made honestly."""
+    output.check_destination(out, study, allow_partial)
+    client = runs.open_store(uri)
+    sweep = runs.sweep_runs(client, uri, experiment, study, parent_run_id, allow_partial)
+    output.check_overrides(sweep.parent, out, study)
+    partial = None if sweep.complete else sweep.partial_line()
+    children, parent = sweep.children, sweep.parent
     group_cols = {k: runs.group_column(children, k) for k in keys}
     table = tables.summarize(children, group_cols, reference)
     crop = children.get("params.data.crop_size")
     crop_size = int(crop.dropna().iloc[0]) if crop is not None and crop.notna().any() else None
-    settings = (f"sweep run {parent.info.run_id} ({parent.info.run_name}), experiment {experiment!r}, "
-                f"{len(children)} jobs; overrides: {parent.data.tags.get('protstruct.overrides', '') or '—'}; "
+    settings = (f"sweep run {parent.info.run_id} ({redact(parent.info.run_name or '')}), experiment {experiment!r}, "
+                f"{len(children)} jobs; overrides: {redact(parent.data.tags.get('protstruct.overrides', '')) or '—'}; "
                 f"crop {crop_size}")
     text = tables.to_markdown(table, keys, settings, crop_size)
+    if partial:
+        text = f"{partial}\n\n{text}"
+    if sweep.legacy_note():
+        text += "\n" + sweep.legacy_note() + "\n"
     ref_name = ",".join(f"{k}={reference[k]}" for k in keys if k in reference) if reference else None
-    client = runs.mlflow_store.client_for(uri)
     with tempfile.TemporaryDirectory() as tmp:
-        per_protein, histories, samples = collect(client, children, group_cols, Path(tmp))
-        paired_text, paired_table = paired_markdown(per_protein, ref_name)
-        text += "\n" + paired_text
+        found = evidence.collect(client, children, group_cols, Path(tmp))
+        paired_text, paired_table = paired_markdown(found.per_protein, ref_name)
+        gaps = found.markdown()
+        text += ("\n" + gaps if gaps else "") + "\n" + paired_text
+        text = redact(text)
         if out is None:
             return text
-        out.mkdir(parents=True, exist_ok=True)
-        images = [figures.metric_bars(table, keys, out / "test_rmse.png")]
-        if histories:
-            images.append(figures.loss_curves(histories, out / "loss_curves.png"))
-        if samples:
-            images.append(figures.heatmaps(samples, out / "heatmaps.png"))
-    written = [*images, out / "report.md", out / "report.csv", out / "report.html"]
-    (out / "report.md").write_text(text)
-    table.to_csv(out / "report.csv", index=False)
-    if not paired_table.empty:
-        paired_table.to_csv(out / "paired.csv", index=False)
-        written.append(out / "paired.csv")
-    (out / "report.html").write_text(html.page(f"protstruct report — {experiment}", text, images))
-    for path in written:
-        client.log_artifact(parent.info.run_id, str(path), "report")
+        with output.staged(out) as folder:
+            names = [p.name for p in _write(folder, experiment, text, table, paired_table, found, keys, partial)]
+    for name in names:  # a partial report never poses as the sweep's report
+        client.log_artifact(parent.info.run_id, str(Path(out) / name), "report_partial" if partial else "report")
     return text

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 
-def metric_bars(table: pd.DataFrame, keys: list[str], path: Path, metric: str = "test/rmse") -> Path:
+def metric_bars(table: pd.DataFrame, keys: list[str], path: Path, metric: str = "test/rmse",
+                note: str | None = None) -> Path:
     plt = _plt()
     labels = ["\n".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
     means = table[f"{metric} mean"].to_numpy(float)
@@ -20,10 +21,17 @@ def metric_bars(table: pd.DataFrame, keys: list[str], path: Path, metric: str = 
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("RMSE per pair (Å)")
     ax.legend()
+    _mark(fig, note)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _mark(fig, note: str | None) -> None:
+    """A partial report's figures say so, in red across the top."""
+    if note:
+        fig.suptitle(note, color="tab:red", fontsize=9, wrap=True)
 
 
 def _plt():
@@ -35,7 +43,8 @@ def _plt():
     return plt
 
 
-def loss_curves(histories: dict[str, list[list[float]]], path: Path, metric: str = "val/rmse") -> Path:
+def loss_curves(histories: dict[str, list[list[float]]], path: Path, metric: str = "val/rmse",
+                note: str | None = None) -> Path:
     """Every run's curve, one colour per variant."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -46,13 +55,14 @@ def loss_curves(histories: dict[str, list[list[float]]], path: Path, metric: str
     ax.set(xlabel="epoch", ylabel=f"{metric} (Å)", title=f"{metric} of every run, by variant")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _mark(fig, note)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def heatmaps(samples: dict[str, dict], path: Path, proteins: int = 2) -> Path:
+def heatmaps(samples: dict[str, dict], path: Path, proteins: int = 2, note: str | None = None) -> Path:
     """Predicted vs true distance maps of the same test windows: one block of panels per variant
     (+ truth and the separation baseline), one panel per protein. Blocks wrap into several columns
     when there are many variants, so the page stays roughly as wide as it is tall."""
@@ -80,6 +90,7 @@ def heatmaps(samples: dict[str, dict], path: Path, proteins: int = 2) -> Path:
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.6, label="Å")
+    _mark(fig, note)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

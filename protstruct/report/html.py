@@ -27,7 +27,8 @@ EXPLAIN = {
 
 
 def page(title: str, markdown_text: str, images: list[Path]) -> str:
-    md = markdown_it.MarkdownIt("commonmark").enable("table")
+    # raw HTML off: run names, tags and params in the text are shown, never interpreted
+    md = markdown_it.MarkdownIt("commonmark", {"html": False}).enable("table")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:3px 6px}"

@@ -1,0 +1,123 @@
+"""Each run's evaluation artifacts, read safely, with every gap named rather than skipped.
+
+- ``evaluation/test_per_protein.csv`` (paired statistics) and ``evaluation/test_predictions.npz``
+  (heatmaps) that are missing or unreadable are listed in the report, run by run.
+- An ``.npz`` holding pickled data cannot have been written by protstruct: it is never unpickled
+  (``allow_pickle=False``) and the report stops, naming the run and the artifact.
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from numpy.lib.npyio import NpzFile
+
+from protstruct.report.runs import Refused
+from protstruct.tracking.redact import redact
+
+PER_PROTEIN = "evaluation/test_per_protein.csv"
+PREDICTIONS = "evaluation/test_predictions.npz"
+SAMPLE_KEYS = {"ids", "true", "baseline", "mask", "pred"}
+
+
+class Unreadable(Exception):
+    pass
+
+
+@dataclass
+class Evidence:
+    per_protein: pd.DataFrame
+    histories: dict[str, list[list[float]]]
+    samples: dict[str, dict]
+    no_per_protein: list[str] = field(default_factory=list)  # "name (run id): why"
+    no_predictions: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = []
+        if self.no_per_protein:
+            lines.append(f"**Runs without per-protein results: {'; '.join(self.no_per_protein)}** — the paired "
+                         "comparison below uses only the other runs.")
+        if self.no_predictions:
+            lines.append(f"**Runs without prediction samples: {'; '.join(self.no_predictions)}** — the heatmaps "
+                         "leave them out.")
+        return "\n\n".join(lines) + "\n" if lines else ""
+
+
+def variant_of(row, group_cols: dict[str, str]) -> str:
+    return ",".join(f"{k}={row[c]}" for k, c in group_cols.items())
+
+
+def _download(client, run_id: str, artifact: str, target: Path) -> Path:
+    try:
+        return Path(client.download_artifacts(run_id, artifact, str(target)))
+    except (MlflowException, OSError) as exc:
+        why = redact(str(exc)).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise Unreadable(f"{artifact} missing ({why})") from None
+
+
+def read_per_protein(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path)
+        table = table[["protein", "mse"]].copy()
+        table["mse"] = pd.to_numeric(table["mse"], errors="raise")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError,
+            TypeError) as exc:
+        raise Unreadable(f"{PER_PROTEIN} unreadable ({type(exc).__name__}: {str(exc)[:200]})")
+    return table
+
+
+def read_sample(path: Path, run: str) -> dict:
+    """The arrays of a predictions ``.npz``; never unpickles anything."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, NpzFile):
+            raise Unreadable(f"{PREDICTIONS} unreadable (a single array, not an .npz archive)")
+        with npz:
+            sample = {key: npz[key] for key in npz.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object arrays" in str(exc).lower():
+            raise Refused(f"run {run}: artifact {PREDICTIONS} holds pickled (object) data, which protstruct "
+                          "never writes; it was not unpickled (allow_pickle=False). The artifact has been "
+                          "tampered with or replaced: inspect the run, delete or rerun it, then report again") from None
+        raise Unreadable(f"{PREDICTIONS} unreadable (ValueError: {str(exc)[:200]})")
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise Unreadable(f"{PREDICTIONS} unreadable ({type(exc).__name__}: {str(exc)[:200]})")
+    if not SAMPLE_KEYS <= set(sample):
+        raise Unreadable(f"{PREDICTIONS} unreadable (lacks {', '.join(sorted(SAMPLE_KEYS - set(sample)))})")
+    return sample
+
+
+def collect(client, children: pd.DataFrame, group_cols: dict[str, str], workdir: Path) -> Evidence:
+    """Per-protein errors, val/rmse histories and one prediction sample per variant, from the
+    FINISHED runs; every run whose artifacts are missing or unreadable is named."""
+    evidence = Evidence(pd.DataFrame(), {}, {})
+    tables = []
+    done = children[children["status"] == "FINISHED"].copy()
+    if "params.seed" not in done:
+        done["params.seed"] = "0"
+    done["_seed"] = pd.to_numeric(done["params.seed"], errors="coerce")
+    for _, row in done.sort_values(["_seed", "params.seed", "run_id"], kind="stable").iterrows():
+        run_id, variant = row["run_id"], variant_of(row, group_cols)
+        run = f"{redact(str(row.get('tags.mlflow.runName', '') or variant))} (run {run_id})"
+        history = client.get_metric_history(run_id, "val/rmse")
+        evidence.histories.setdefault(variant, []).append([m.value for m in sorted(history, key=lambda m: m.step)])
+        target = workdir / run_id
+        target.mkdir()
+        try:
+            table = read_per_protein(_download(client, run_id, PER_PROTEIN, target))
+            table["variant"], table["seed"] = variant, row["params.seed"]
+            tables.append(table)
+        except Unreadable as exc:
+            evidence.no_per_protein.append(f"{run}: {exc}")
+        try:
+            sample = read_sample(_download(client, run_id, PREDICTIONS, target), run)
+            evidence.samples.setdefault(variant, sample)
+        except Unreadable as exc:
+            evidence.no_predictions.append(f"{run}: {exc}")
+    if tables:
+        evidence.per_protein = pd.concat(tables, ignore_index=True)
+    return evidence
