@@ -41,12 +41,15 @@ def main(argv=None) -> int:
                         help="folder for report.md/.csv/.html and figures (replaced whole)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="report on an incomplete sweep, every output marked PARTIAL (never into experiments/)")
+    parser.add_argument("--register", default=None, metavar="NAME",
+                        help="register the champion's model (lowest mean best val/rmse variant, its best run) "
+                             "as a new version of NAME with alias 'champion'")
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.group_by.split(",") if k.strip()]
     reference = dict(kv.split("=", 1) for kv in args.reference.split(",") if "=" in kv) or None
     try:
         text = make_report(args.tracking_uri or default_uri(), args.experiment, args.study,
-                           args.parent_run_id, keys, reference, args.out, args.allow_partial)
+                           args.parent_run_id, keys, reference, args.out, args.allow_partial, args.register)
     except (Refused, LookupError, KeyError, ValueError) as exc:
         print(f"protstruct.report: {redact(str(exc.args[0] if exc.args else exc))}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from protstruct.report import evidence, figures, html, output, paired, runs, tables
+from protstruct.report import champion, evidence, figures, html, output, paired, runs, tables
 from protstruct.tracking.redact import redact
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file clutters reports
@@ -58,10 +58,12 @@ def _write(folder: Path, experiment: str, text: str, table: pd.DataFrame, paired
 
 def make_report(uri: str, experiment: str, study: str | None, parent_run_id: str | None,
                 keys: list[str], reference: dict[str, str] | None, out: Path | None,
-                allow_partial: bool = False) -> str:
+                allow_partial: bool = False, register: str | None = None) -> str:
     """The report's Markdown text; with ``out``, also its files there (swapped in whole) and on the
     sweep's parent run. Raises :class:`runs.Refused` when it cannot be made honestly."""
     output.check_destination(out, study, allow_partial)
+    if register and (allow_partial or out is None):
+        raise runs.Refused("--register needs a complete sweep and --out (the version links to its report)")
     client = runs.open_store(uri)
     sweep = runs.sweep_runs(client, uri, experiment, study, parent_run_id, allow_partial)
     output.check_overrides(sweep.parent, out, study)
@@ -92,4 +94,7 @@ def make_report(uri: str, experiment: str, study: str | None, parent_run_id: str
             names = [p.name for p in _write(folder, experiment, text, table, paired_table, found, keys, partial)]
     for name in names:  # a partial report never poses as the sweep's report
         client.log_artifact(parent.info.run_id, str(Path(out) / name), "report_partial" if partial else "report")
+    if register:
+        text += "\n" + champion.register_champion(client, register, parent, children, group_cols,
+                                                  "report/report.html") + "\n"
     return text

@@ -76,6 +76,7 @@ def run_model_id(client, run) -> str | None:
     return found[0].model_id if found else None
 
 
+MODEL_ID_TAG = "protstruct.model_id"
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))?$")
 _RUNS_URI = re.compile(r"^runs:/(?P<run>[0-9a-zA-Z]+)(?:/.*)?$")
 
@@ -96,8 +97,9 @@ def resolve(client, ref: str) -> tuple[str, str | None]:
         logged = client.get_logged_model(name)
         return logged.source_run_id, logged.model_id
     mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    if mv.model_id:
-        return client.get_logged_model(mv.model_id).source_run_id, mv.model_id
+    model_id = mv.model_id or mv.tags.get(MODEL_ID_TAG)  # SQL registries do not keep model_id
+    if model_id:
+        return client.get_logged_model(model_id).source_run_id, model_id
     return mv.run_id, None
 
 
@@ -110,3 +112,24 @@ def download_keras(client, run_id: str, model_id: str | None, dst: str) -> tuple
     location = client.get_logged_model(model_id).artifact_location
     repo = get_artifact_repository(location, tracking_uri=client.tracking_uri)
     return repo.download_artifacts(KERAS_FILE, dst), f"model {model_id} artifact {KERAS_FILE}"
+
+
+CHAMPION = "champion"
+
+
+def register(client, name: str, run_id: str, model_id: str, tags: dict[str, str], description: str) -> str:
+    """A new version of registered model ``name`` from a logged model, with alias ``champion``;
+    returns the version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
+            raise
+    logged = client.get_logged_model(model_id)
+    version = client.create_model_version(name, source=logged.artifact_location, run_id=run_id,
+                                          tags={**tags, MODEL_ID_TAG: model_id},
+                                          description=description, model_id=model_id)
+    client.set_registered_model_alias(name, CHAMPION, version.version)
+    return str(version.version)

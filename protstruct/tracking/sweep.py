@@ -109,9 +109,13 @@ class MlflowSweepCallback(Callback):
         if not config.get("dry_run"):
             self._start_parent(config, jobs, swept)
             env[PARENT_ENV] = self._parent
+        else:  # create the store once here, not in parallel by every job
+            mlflow_store.client_for(config.tracking.uri).search_experiments(max_results=1)
         with read_write(config.hydra.overrides):  # every launcher recomposes jobs from these
             for key, value in env.items():
                 config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{key}='{value}'")
+            # jobs on other machines (Ray, Slurm) run elsewhere: their sweep folder must not be relative
+            config.hydra.overrides.hydra.append(f"++hydra.sweep.dir='{self._sweep_dir}'")
         self._holding_signals = False
         if self._interrupted:
             raise Interrupted("signal received while the sweep started")

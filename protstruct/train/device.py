@@ -12,11 +12,12 @@ import sys
 log = logging.getLogger(__name__)
 
 
-def set_cpu_threads(workers: int) -> int | None:
-    """Split the cores between ``workers`` parallel jobs (intra-op threads = cores // workers)."""
-    if workers <= 1:
+def set_cpu_threads(workers: int, assigned: int | None = None) -> int | None:
+    """Split the cores between ``workers`` parallel jobs (intra-op threads = cores // workers), or
+    use the ``assigned`` CPU count a cluster engine (Ray) gave this job."""
+    if workers <= 1 and not assigned:
         return None
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, int(assigned) if assigned else (os.cpu_count() or 1) // workers)
     if "tensorflow" in sys.modules:
         return int(os.environ.get("TF_NUM_INTRAOP_THREADS", 0)) or None  # set by an earlier job
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)

@@ -69,6 +69,15 @@ def _engine_tags() -> dict[str, str]:
     return tags
 
 
+def _engine_cpus() -> int | None:
+    """The CPUs Ray assigned to this task (several jobs share a node: each takes its share)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    return int(cpus) if cpus else None
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in VERSIONED:
@@ -128,7 +137,7 @@ def _key(cfg: DictConfig, resolved: dict, splits) -> str:
 
 def run_job(cfg: DictConfig) -> float:
     ctx = _context()
-    threads = device.set_cpu_threads(ctx["workers"])
+    threads = device.set_cpu_threads(ctx["workers"], _engine_cpus())
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     client = exp_id = run_logger = None
     status, metrics = "FAILED", {}
@@ -160,6 +169,8 @@ def run_job(cfg: DictConfig) -> float:
             _log_config(run_logger, resolved, ctx)
         log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
                  f" ({threads} CPU threads)" if threads else "")
+        if threads:
+            run_logger.set_tags({"protstruct.cpu_threads": str(threads)})
         ctx["monitor"] = _system_metrics(cfg, run_logger, resumed=stopped is not None)
         from protstruct.train.checkpoint import latest
         from protstruct.train.fit import fit_and_evaluate  # TensorFlow's training machinery
