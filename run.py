@@ -1,7 +1,7 @@
 """protstruct entry point: ``python run.py [-m] group=option key=value ...``"""
-import os
+from protstruct import console
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+console.set_log_levels()  # before TensorFlow and MLflow are first imported
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
@@ -11,8 +11,9 @@ import protstruct.config  # noqa: E402,F401  (registers the config resolvers)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from protstruct.train.job import run_job  # TensorFlow loads only when a job really trains
+    from protstruct.train.job import run_job
 
+    console.import_tensorflow()
     return run_job(cfg)
 
 

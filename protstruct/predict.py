@@ -11,7 +11,6 @@ training; pairs that never share a window (possible from crop/2 residues apart) 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import tempfile
@@ -19,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from protstruct import console
+
+console.set_log_levels()
 
 
 RESOLVED = "config/resolved.yaml"

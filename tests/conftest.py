@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from protstruct import console
+
+console.set_log_levels()  # as run.py does: the tests see what users see
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 
 def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 600, env: dict | None = None):
     """Run ``python run.py ARGS`` for real; returns the CompletedProcess (output captured)."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 

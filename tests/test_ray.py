@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import run_cli
 from tests.mlflow_server import mlflow_auth_server  # noqa: F401  (fixture)

@@ -11,7 +11,6 @@ import sqlite3
 import urllib.parse
 from pathlib import Path
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_cli

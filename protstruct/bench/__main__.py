@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from protstruct import console
+
+console.set_log_levels()
 
 FULL = dict(crop=64, batch=10, steps=14, repeats=5, rounds=9, records=None, scaling_crops=(64, 128, 256),
             scaling_steps=3, files=None, sweep_jobs=3, sweep_repeats=5, variants=("P0", "P1"), backbone="resnet50")

@@ -6,13 +6,14 @@ files (``--kind`` picks; ``auto`` looks for structure files first).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from protstruct import console
+
+console.set_log_levels()
 
 
 def _kind(path: Path, kind: str) -> str:
