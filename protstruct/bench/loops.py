@@ -179,6 +179,28 @@ class _TimedEpochLogger(MlflowEpochLogger):
         self.seconds += time.perf_counter() - start
 
 
+class _WithSystemMetrics(_TimedEpochLogger):
+    """Per-epoch logging plus MLflow's system-metrics sampler, as jobs run it (here at 1 s, ten
+    times the default rate, as an upper bound); starting and stopping the sampler is timed too."""
+
+    def __init__(self, run_logger, interval: float):
+        super().__init__(run_logger)
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self.monitor = SystemMetricsMonitor(run_logger.run_id, sampling_interval=interval, resume_logging=True,
+                                            tracking_uri=run_logger.client.tracking_uri)
+
+    def on_train_begin(self, logs=None):
+        start = time.perf_counter()
+        self.monitor.start()
+        self.seconds += time.perf_counter() - start
+
+    def on_train_end(self, logs=None):
+        start = time.perf_counter()
+        self.monitor.finish()
+        self.seconds += time.perf_counter() - start
+
+
 class _StepLogger(keras.callbacks.Callback):
     """Logs the loss every ``every`` steps, synchronously or through MLflow's async queue (waited
     for at the end of the epoch, so the timed block holds the whole cost)."""
@@ -216,6 +238,7 @@ def tracking_overhead(records, val_records, variant: str, crop: int, batch: int,
         run = mlflow_store.RunLogger.start(client, exp, "tracking-overhead")
         modes = {"off": lambda: None, "off_again": lambda: None,
                  "per_epoch_sync": lambda: _TimedEpochLogger(run),
+                 "per_epoch_sync_system_metrics_1s": lambda: _WithSystemMetrics(run, 1.0),
                  "every_5_steps_sync": lambda: _StepLogger(run, 5, True),
                  "every_5_steps_async": lambda: _StepLogger(run, 5, False)}
         inside = {mode: [] for mode in modes}

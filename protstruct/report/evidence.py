@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,30 +92,48 @@ def read_sample(path: Path, run: str) -> dict:
     return sample
 
 
-def collect(client, children: pd.DataFrame, group_cols: dict[str, str], workdir: Path) -> Evidence:
+def _fetch(client, run_id: str, target: Path) -> tuple[list[float], object, object]:
+    """One run's val/rmse history and its two artifacts (a path, or the Unreadable that says why)."""
+    history = client.get_metric_history(run_id, "val/rmse")
+    target.mkdir()
+    fetched = []
+    for artifact in (PER_PROTEIN, PREDICTIONS):
+        try:
+            fetched.append(_download(client, run_id, artifact, target))
+        except Unreadable as exc:
+            fetched.append(exc)
+    return [m.value for m in sorted(history, key=lambda m: m.step)], fetched[0], fetched[1]
+
+
+def collect(client, children: pd.DataFrame, group_cols: dict[str, str], workdir: Path, workers: int = 8) -> Evidence:
     """Per-protein errors, val/rmse histories and one prediction sample per variant, from the
-    FINISHED runs; every run whose artifacts are missing or unreadable is named."""
+    FINISHED runs (fetched in parallel: a sweep may have thousands); every run whose artifacts
+    are missing or unreadable is named."""
     evidence = Evidence(pd.DataFrame(), {}, {})
     tables = []
     done = children[children["status"] == "FINISHED"].copy()
     if "params.seed" not in done:
         done["params.seed"] = "0"
     done["_seed"] = pd.to_numeric(done["params.seed"], errors="coerce")
-    for _, row in done.sort_values(["_seed", "params.seed", "run_id"], kind="stable").iterrows():
+    rows = [row for _, row in done.sort_values(["_seed", "params.seed", "run_id"], kind="stable").iterrows()]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        fetched = list(pool.map(lambda row: _fetch(client, row["run_id"], workdir / row["run_id"]), rows))
+    for row, (history, per_protein, predictions) in zip(rows, fetched):
         run_id, variant = row["run_id"], variant_of(row, group_cols)
         run = f"{redact(str(row.get('tags.mlflow.runName', '') or variant))} (run {run_id})"
-        history = client.get_metric_history(run_id, "val/rmse")
-        evidence.histories.setdefault(variant, []).append([m.value for m in sorted(history, key=lambda m: m.step)])
-        target = workdir / run_id
-        target.mkdir()
+        evidence.histories.setdefault(variant, []).append(history)
         try:
-            table = read_per_protein(_download(client, run_id, PER_PROTEIN, target))
+            if isinstance(per_protein, Unreadable):
+                raise per_protein
+            table = read_per_protein(per_protein)
             table["variant"], table["seed"] = variant, row["params.seed"]
             tables.append(table)
         except Unreadable as exc:
             evidence.no_per_protein.append(f"{run}: {exc}")
         try:
-            sample = read_sample(_download(client, run_id, PREDICTIONS, target), run)
+            if isinstance(predictions, Unreadable):
+                raise predictions
+            sample = read_sample(predictions, run)
             evidence.samples.setdefault(variant, sample)
         except Unreadable as exc:
             evidence.no_predictions.append(f"{run}: {exc}")

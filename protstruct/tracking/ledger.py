@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from protstruct.tracking.mlflow_store import PARENT_TAG
+from protstruct.tracking.mlflow_store import PARENT_TAG, search_all
 from protstruct.tracking.redact import redact
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,10 @@ def settle(client, parent_run_id: str, interrupted: bool = False) -> str:
     return status
 
 
-def children(client, parent_run_id: str, experiment_id: str, max_results: int = 50000) -> list:
+def children(client, parent_run_id: str, experiment_id: str) -> list:
     """The sweep's own job runs plus FINISHED runs of earlier sweeps that stood in for its jobs."""
     found = {}
     for query in (f"tags.`{PARENT_TAG}` = '{parent_run_id}'", f"tags.`{REUSED_TAG_PREFIX}{parent_run_id}` = '1'"):
-        for run in client.search_runs([experiment_id], query, max_results=max_results):
+        for run in search_all(client, [experiment_id], query):
             found[run.info.run_id] = run
     return list(found.values())

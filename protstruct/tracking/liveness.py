@@ -12,7 +12,7 @@ import socket
 import psutil
 
 from protstruct.tracking import ledger
-from protstruct.tracking.mlflow_store import PARENT_TAG
+from protstruct.tracking.mlflow_store import PARENT_TAG, search_all
 
 log = logging.getLogger(__name__)
 HOST_TAG, PID_TAG, START_TAG = "protstruct.host", "protstruct.pid", "protstruct.process_start"
@@ -48,7 +48,7 @@ def reap_vanished(client) -> list[str]:
         return []
     query = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
     reaped, parents = [], set()
-    for run in client.search_runs(experiments, query, max_results=50000):
+    for run in search_all(client, experiments, query):
         if owner_alive(run.data.tags) is not False:
             continue
         tags = run.data.tags

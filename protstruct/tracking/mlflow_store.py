@@ -108,6 +108,17 @@ def dataset_input(name: str, digest: str, source_type: str, uri: str, profile: d
     return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
 
 
+def search_all(client: MlflowClient, experiment_ids: list[str], query: str = "", page_size: int = 1000) -> list:
+    """Every run matching ``query``, page by page (a store may hold far more than one page)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, query, max_results=page_size, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
 class RunLogger:
     """Logging for one MLflow run (a job's child run, or a sweep's parent run)."""
 
