@@ -117,3 +117,11 @@ def test_sweep_logs_over_http_to_a_postgres_backed_server(mlflow_server, tmp_pat
     local = client.download_artifacts(jobs[0].info.run_id, "plots/loss_curve.png", str(tmp_path))
     assert Path(local).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((tmp_path / "served-artifacts").rglob("model.keras"))  # stored by the server, not the client
+    # MLflow's own lineage survives PostgreSQL's column limits (digest: 36 characters at most)
+    for run in jobs:
+        inputs = {i.tags[0].value: i.dataset for i in client.get_run(run.info.run_id).inputs.dataset_inputs}
+        assert set(inputs) == {"train", "val", "test"} and all(len(d.digest) == 32 for d in inputs.values())
+        assert run.data.tags["mlflow.source.name"].endswith("run.py")
+    models = client.search_logged_models([exp.experiment_id])
+    assert len(models) == 2 and {m.source_run_id for m in models} == {r.info.run_id for r in jobs}
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
