@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 STORE := sqlite:///$(CURDIR)/mlflow.db
 STUDY_ARGS ?=
 
-.PHONY: help install test report study report-only beyond mlflow-ui data bench clean-runs constraints
+.PHONY: help install test report study report-only beyond mlflow-ui ui-screenshot data bench clean-runs constraints
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,7 +42,13 @@ beyond: install ## run the "beyond" study (10 variants × 3 seeds, ~50 min on 2 
 		--group-by variant --reference variant=p1 --out experiments/beyond/results
 
 mlflow-ui: install ## browse every run at http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+	@echo "MLflow 3.17 opens experiments as GenAI until its sidebar switch is set to 'Model training' (remembered"
+	@echo "by the browser), or open http://127.0.0.1:5000/#/experiments/ID/runs?workflowType=machine_learning"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+
+ui-screenshot: install ## PNG of MLflow's Compare view of the latest P0-vs-P1 sweep (needs chromium + playwright)
+	$(PY) -m protstruct.report.ui_screenshot --tracking-uri $(STORE) --experiment p0_vs_p1 --study p0_vs_p1 \
+		--out experiments/p0_vs_p1/compare_view.png
 
 bench: install ## measure runner, pipeline, parsing, tracking, sweeps, crop scaling, XLA (~35 min) → experiments/bench/
 	$(PY) -m protstruct.bench --out experiments/bench

@@ -165,6 +165,7 @@ def start_mlflow_auth_server(root: Path, username: str = ADMIN_USER, password: s
         "MLFLOW_AUTH_ADMIN_PASSWORD": password,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
         "PYTHONUNBUFFERED": "1",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: fast stop, nothing left in /dev/shm
     })
     mlflow = Path(sys.executable).with_name("mlflow")
     cmd = [str(mlflow), "server", "--app-name", "basic-auth",

@@ -134,9 +134,14 @@ class RunLogger:
         run = client.create_run(experiment_id, run_name=name, tags=tags)
         return cls(client, run.info.run_id, name)
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0, model_id: str | None = None):
+    def log_metrics(self, metrics: dict[str, float], step: int = 0, model_id: str | None = None,
+                    dataset: tuple[str, str] | None = None):
+        """``model_id`` links the values to a logged model, ``dataset`` (name, digest) to a dataset input."""
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step, model_id=model_id) for k, v in metrics.items() if v is not None]
+        name, digest = dataset if dataset else (None, None)
+        items = [Metric(k, float(v), now, step, model_id=model_id, dataset_name=name,
+                        dataset_digest=digest[:DIGEST_LENGTH] if digest else None)
+                 for k, v in metrics.items() if v is not None]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, metrics=items[i:i + BATCH])
 

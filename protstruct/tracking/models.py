@@ -20,6 +20,7 @@ from mlflow.entities import LoggedModelOutput
 KERAS_FILE = "data/model.keras"
 LEGACY_ARTIFACT = "model/model.keras"  # runs from before logged models
 MODEL_NAME = "model"
+MODEL_PARAMS = ("data.crop_size", "seed", "dropout.rate", "optimizer.learning_rate")  # shown with the model
 EXAMPLE_LIMIT = 200_000  # values; a larger input example would bloat every model's folder
 
 
@@ -46,8 +47,11 @@ def log_keras_model(client, experiment_id: str, run_id: str, model, example: np.
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *in_shape), "features")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out_shape), "distances")]))
     example = example.astype(np.float32)[None] if example.size <= EXAMPLE_LIMIT else None
-    logged = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id,
-                                        model_type="keras")
+    run = client.get_run(run_id)
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith("mlflow.source.") or k == "mlflow.user"}
+    params = {k: v for k, v in run.data.params.items() if k.startswith("choice.") or k in MODEL_PARAMS}
+    logged = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, tags=tags,
+                                        params=params, model_type="keras")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model"

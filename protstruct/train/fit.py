@@ -47,7 +47,9 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path, checkpo
         example = pipeline.window_features(splits.test[0], 0, crop, features)
         model_id = models.log_keras_model(run_logger.client, run_logger.experiment_id(), run_logger.run_id,
                                           model, example)
-    run_logger.log_metrics(metrics, model_id=model_id)
+    on_test = {k: v for k, v in metrics.items() if k.startswith(("test/", "baseline/"))}
+    run_logger.log_metrics(on_test, model_id=model_id, dataset=(f"{splits.name}/test", splits.split_digest("test")))
+    run_logger.log_metrics({k: v for k, v in metrics.items() if k not in on_test}, model_id=model_id)
     _log_results(per_protein, sample, history, run_logger, workdir)
     return metrics
 

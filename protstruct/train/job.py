@@ -231,7 +231,8 @@ def _system_metrics(cfg: DictConfig, run_logger, resumed: bool):
 
 def _log_config(run_logger, resolved: dict, ctx: dict) -> None:
     clean = redact_tree(resolved)
-    run_logger.log_params({**mlflow_store.flatten(clean), "overrides": " ".join(ctx["overrides"])})
+    choices = {f"choice.{g}": v for g, v in ctx["choices"].items() if not g.startswith("hydra") and v is not None}
+    run_logger.log_params({**mlflow_store.flatten(clean), **choices, "overrides": " ".join(ctx["overrides"])})
     run_logger.log_text(OmegaConf.to_yaml(clean), "config/resolved.yaml")
 
 
