@@ -12,6 +12,8 @@ import pytest
 from protstruct import console
 
 console.set_log_levels()  # as run.py does: the tests see what users see
+# session fixtures that start real daemons: one MLflow basic-auth server, Ray, Slurm, a browser
+pytest_plugins = ["tests.mlflow_server", "tests.ray_cluster", "tests.slurm_cluster", "tests.ui_browser"]
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 

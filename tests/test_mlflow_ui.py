@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from protstruct.report import ui_screenshot as ui
-from tests.ui_browser import browser, expect, mlflow_ui_for_smoke, page, skip_without_browser, ui_step  # noqa: F401
+from tests.ui_browser import expect, skip_without_browser, ui_step
 
 pytestmark = [skip_without_browser()]
 

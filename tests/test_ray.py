@@ -15,14 +15,12 @@ from pathlib import Path
 
 
 from tests.conftest import run_cli
-from tests.mlflow_server import mlflow_auth_server  # noqa: F401  (fixture)
-from tests.ray_cluster import ray_cluster  # noqa: F401  (fixture)
 
 SEEDS = (0, 1, 2, 3)
 EXPERIMENT = "ray_cluster"
 
 
-def test_sweep_runs_as_ray_tasks_on_the_worker_node(ray_cluster, mlflow_auth_server, tmp_path,  # noqa: F811
+def test_sweep_runs_as_ray_tasks_on_the_worker_node(ray_cluster, mlflow_auth_server, tmp_path,
                                                       monkeypatch):
     server = mlflow_auth_server
     launcher_cwd = tmp_path / "launcher"

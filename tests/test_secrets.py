@@ -14,7 +14,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_cli
-from tests.mlflow_server import MlflowAuthServer, mlflow_auth_server  # noqa: F401  (fixture)
+from tests.mlflow_server import MlflowAuthServer
 
 
 CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",

@@ -23,9 +23,10 @@ from protstruct import console
 console.set_log_levels()
 
 FULL = dict(crop=64, batch=10, steps=14, repeats=5, rounds=9, records=None, scaling_crops=(64, 128, 256),
-            scaling_steps=3, files=None, sweep_jobs=3, sweep_repeats=5, variants=("P0", "P1"), backbone="resnet50")
+            scaling_steps=3, files=None, sweep_jobs=3, sweep_repeats=5, variants=("P0", "P1"), backbone="resnet50",
+            report_runs=1000)
 QUICK = dict(crop=32, batch=2, steps=2, repeats=1, rounds=1, records=6, scaling_crops=(32,), scaling_steps=1,
-             files=6, sweep_jobs=2, sweep_repeats=1, variants=("P0",), backbone="small_cnn")
+             files=6, sweep_jobs=2, sweep_repeats=1, variants=("P0",), backbone="small_cnn", report_runs=8)
 
 
 def machine() -> dict:
@@ -37,11 +38,11 @@ def machine() -> dict:
             "device": ", ".join(d.name for d in tf.config.list_physical_devices()) or "CPU"}
 
 
-ITEMS = ("1", "2", "3", "4", "5", "6", "7")
+ITEMS = ("1", "2", "3", "4", "5", "6", "7", "8")
 
 
 def run(settings: dict, offline: bool, items=ITEMS) -> dict:
-    from protstruct.bench import data_and_sweeps, loops, step_rate
+    from protstruct.bench import data_and_sweeps, loops, report_scale, step_rate
     from protstruct.data import embedded
 
     data = embedded.load()
@@ -64,6 +65,7 @@ def run(settings: dict, offline: bool, items=ITEMS) -> dict:
                                     for c in s["scaling_crops"] for v in s["variants"]]),
         "7": ("7_xla_vs_graph", lambda: [loops.xla_vs_graph(train, v, s["crop"], s["batch"], s["steps"], s["repeats"])
                                          for v in s["variants"]]),
+        "8": ("8_scale", lambda: {"report": report_scale.report_scale(s["report_runs"])}),
     }
     t0 = time.perf_counter()
     for item in ITEMS:
@@ -165,6 +167,12 @@ def markdown(r: dict) -> str:
                   "| model | graph | XLA | XLA speed-up |", "|---|---|---|---|"]
         for x in r["7_xla_vs_graph"]:
             lines.append(f"| {x['variant']} | {_t(x['graph'])} | {_t(x['xla'])} | {_ratio(x['xla_speedup'], '×')} |")
+    if "8_scale" in r:
+        rep = r["8_scale"]["report"]
+        lines += ["", "## 8. Scale", "",
+                  f"A report over a complete sweep of {rep['runs']} finished jobs ({rep['proteins']} test proteins "
+                  f"each, real artifacts, SQLite store): **{rep['report_seconds']} s** (filling the store took "
+                  f"{rep['store_fill_seconds']} s, not part of the measure)."]
     return "\n".join(lines) + "\n"
 
 

@@ -162,7 +162,16 @@ class RunLogger:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
     def log_inputs(self, datasets: list[DatasetInput]):
-        self.client.log_inputs(self.run_id, datasets=datasets)
+        # MLflow's SQL store checks for a dataset row, then inserts it: two jobs logging the same
+        # split at the same moment collide on its unique key; the retry finds the row
+        for attempt in range(5):
+            try:
+                self.client.log_inputs(self.run_id, datasets=datasets)
+                return
+            except MlflowException as exc:
+                if attempt == 4 or "unique" not in str(exc).lower():
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def log_text(self, text: str, artifact_file: str):
         self.client.log_text(self.run_id, redact(text), artifact_file)

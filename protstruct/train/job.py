@@ -70,7 +70,10 @@ def _engine_tags() -> dict[str, str]:
 
 
 def _engine_cpus() -> int | None:
-    """The CPUs Ray assigned to this task (several jobs share a node: each takes its share)."""
+    """The CPUs a cluster engine gave this job (several jobs share a node: each takes its share):
+    Slurm's ``--cpus-per-task``, or Ray's assigned resources."""
+    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        return int(os.environ["SLURM_CPUS_PER_TASK"])
     ray = sys.modules.get("ray")
     if ray is None or not ray.is_initialized():
         return None
