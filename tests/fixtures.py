@@ -106,3 +106,33 @@ def write_tfrecord(path: Path, payloads: list[bytes]) -> Path:
         for p in payloads:
             writer.write(p)
     return path
+
+
+def wrong_dtype_example(record, feature: str, rid: str) -> bytes:
+    """A SequenceExample whose ``feature`` holds the wrong protobuf kind (floats ↔ ints, or bytes)."""
+    import tensorflow as tf
+
+    example = tf.train.SequenceExample.FromString(sequence_example(record, rid=rid))
+    if feature == "id":
+        example.context.feature["id"].Clear()
+        example.context.feature["id"].int64_list.value.append(7)
+        return example.SerializeToString()
+    steps = example.feature_lists.feature_list[feature].feature
+    for step in steps:
+        values = list(step.int64_list.value) or list(step.float_list.value)
+        step.Clear()
+        if feature == "primary":
+            step.float_list.value.extend(float(v) for v in values)
+        else:
+            step.bytes_list.value.extend(repr(v).encode() for v in values)
+    return example.SerializeToString()
+
+
+class PicklePayload:
+    """Unpickling this creates ``marker``: proof that a cache entry was unpickled (it must never be)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))

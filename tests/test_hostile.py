@@ -107,14 +107,19 @@ def test_each_hostile_structure_file_has_its_specific_reason(structure_dir, tmp_
         assert np.isfinite(r.ca).all() and np.abs(r.ca).max() < 9999
 
 
-def test_parse_is_cached_and_a_changed_file_is_reparsed(structure_dir, tmp_path):
-    folder.load(structure_dir, "structures", cache_dir=tmp_path)
-    cached = list((tmp_path / "records").glob("structures-*.pkl"))
-    assert len(cached) == 1
-    folder.load(structure_dir, "structures", cache_dir=tmp_path)
-    assert list((tmp_path / "records").glob("structures-*.pkl")) == cached  # hit, no new entry
-    folder.load(structure_dir, "structures", min_length=30, cache_dir=tmp_path)  # other setting
-    assert len(list((tmp_path / "records").glob("structures-*.pkl"))) == 2
+def test_parse_is_cached_per_file_and_never_as_pickle(structure_dir, tmp_path):
+    first = folder.load(structure_dir, "structures", cache_dir=tmp_path)
+    n_files = len(folder.list_files(structure_dir, "structures"))
+    assert folder.last_stats == {"parsed": n_files}
+    assert len(list(tmp_path.rglob("*.npz"))) == n_files and not list(tmp_path.rglob("*.pkl"))
+    again = folder.load(structure_dir, "structures", cache_dir=tmp_path)
+    assert sum(folder.last_stats.values()) == n_files and folder.last_stats["parsed"] == 0  # hits
+    assert [r.id for r in again[0]] == [r.id for r in first[0]] and again[1:] == first[1:]
+    for a, b in zip(first[0], again[0]):
+        np.testing.assert_array_equal(a.ca, b.ca)
+        np.testing.assert_array_equal(a.mask, b.mask)
+    folder.load(structure_dir, "structures", min_length=30, cache_dir=tmp_path)  # another setting
+    assert folder.last_stats == {"parsed": n_files}
 
 
 def test_folder_without_usable_files_is_one_clear_error(tmp_path):

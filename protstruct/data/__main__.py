@@ -1,12 +1,15 @@
 """``python -m protstruct.data summarize SOURCE`` — what a sweep would train on, before it runs.
 
 SOURCE is ``embedded`` (the shipped set), or a ProteinNet file/folder, or a folder of PDB/mmCIF
-files (``--kind`` picks; ``auto`` looks for structure files first).
+files (``--kind`` picks; ``auto`` looks for structure files first). For a ProteinNet casp folder,
+``--thinning N`` picks training_<N> and ``--validation-identity B [B ...]`` the validation bins, as
+``data.thinning`` / ``data.validation_identity`` do for a run.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,8 @@ import numpy as np
 from protstruct import console
 
 console.set_log_levels()
+THINNINGS = (30, 50, 70, 90, 95, 100)  # as protstruct.data.proteinnet (not imported: --help stays fast)
+VALIDATION_BINS = (10, 20, 30, 40, 50, 70, 90)
 
 
 def _kind(path: Path, kind: str) -> str:
@@ -26,8 +31,9 @@ def _kind(path: Path, kind: str) -> str:
 
 
 def summarize(source: str, kind: str = "auto", min_length: int = 40, max_length: int | None = 1000,
-              cache_dir: str | None = None) -> str:
+              cache_dir: str | None = None, thinning: int | None = None, validation_identity=None) -> str:
     from protstruct.data import sources
+    from protstruct.data.folder import VALIDATION_IDENTITY
 
     if source == "embedded":
         splits = sources.embedded_source()
@@ -35,14 +41,23 @@ def summarize(source: str, kind: str = "auto", min_length: int = 40, max_length:
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"{source}: no such file or folder")
-        builder = {"structures": sources.structures_source, "proteinnet": sources.proteinnet_source}
-        splits = builder[_kind(path, kind)](str(path.resolve()), min_length, max_length, cache_dir)
+        kind = _kind(path, kind)
+        if kind == "proteinnet":
+            splits = sources.proteinnet_source(str(path.resolve()), min_length, max_length, cache_dir,
+                                               thinning=thinning, validation_identity=validation_identity)
+        elif thinning is not None or validation_identity is not None:
+            raise ValueError("--thinning / --validation-identity apply to ProteinNet folders only")
+        else:
+            splits = sources.structures_source(str(path.resolve()), min_length, max_length, cache_dir)
     records = [r for _, recs in splits.items() for r in recs]
     lengths = np.array([r.length for r in records])
     lines = [f"source: {splits.name}", f"fingerprint: {splits.fingerprint()}",
              f"chains kept: {len(records)} (" + ", ".join(f"{s} {len(r)}" for s, r in splits.items()) + ")",
              f"skipped: {len(splits.skips)}"]
     lines += [f"  {reason}: {n}" for reason, n in splits.skip_counts().items()]
+    bins = Counter(r.meta[VALIDATION_IDENTITY] for r in splits.val if VALIDATION_IDENTITY in r.meta)
+    if bins:
+        lines.append("validation identity bins: " + ", ".join(f"{b}%: {n}" for b, n in sorted(bins.items())))
     lines += [f"    {s.where}: {s.detail}" for s in splits.skips[:20] if s.detail]
     lines.append("length (residues) histogram:")
     edges = [0, 64, 128, 256, 512, 1000, 10**9]
@@ -65,9 +80,14 @@ def main(argv=None) -> int:
     p.add_argument("--min-length", type=int, default=40)
     p.add_argument("--max-length", type=int, default=1000)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--thinning", type=int, choices=THINNINGS, default=None,
+                   help="ProteinNet casp folder: read training_<N> (needed when it holds several)")
+    p.add_argument("--validation-identity", type=int, nargs="+", choices=VALIDATION_BINS, default=None,
+                   metavar="BIN", help=f"keep only these bins of ProteinNet's validation set {VALIDATION_BINS}")
     args = parser.parse_args(argv)
     try:
-        print(summarize(args.source, args.kind, args.min_length, args.max_length, args.cache_dir))
+        print(summarize(args.source, args.kind, args.min_length, args.max_length, args.cache_dir,
+                        args.thinning, args.validation_identity))
     except (FileNotFoundError, ValueError) as exc:
         print(f"protstruct.data: {exc}", file=sys.stderr)
         return 2

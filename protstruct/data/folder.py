@@ -1,23 +1,29 @@
-"""A user's file or folder → records, skips and a split, cached on disk.
+"""A user's file or folder → records, skips and a split.
 
-The cache key covers every input file's relative path and content hash plus the reader and its
-settings, so a 20-job sweep parses once and a changed file or setting never reuses a stale entry.
+Each input file's parse is cached on its own (:mod:`protstruct.data.cache`): adding a file to a
+large folder parses that file, and a changed file is parsed again. A ProteinNet casp folder
+(:func:`proteinnet.casp_layout`) is read as released — one thinning, ProteinNet's own validation and
+test sets, never re-split; anything else is split by identity cluster (the assignment cached by the
+ids and sequences it was computed from).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import pickle
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 from protstruct.data import identity, proteinnet
+from protstruct.data.cache import CACHE_VERSION, FileCache, _atomic_write, shown
 from protstruct.data.structures import Skip, is_structure_file, read_structure_file
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2  # bump when parsing or splitting changes: old entries are never reused
 PROTEINNET_SPLITS = {"training": "train", "validation": "val", "testing": "test"}
+VALIDATION_IDENTITY = "validation_identity"  # record.meta key: the ProteinNet validation bin (int)
+last_stats: Counter = Counter()  # per-file cache outcome of the latest load (hit/rehashed/parsed/uncached)
 
 
 def default_cache_dir() -> Path:
@@ -26,7 +32,7 @@ def default_cache_dir() -> Path:
 
 def list_files(path: Path, kind: str) -> list[Path]:
     if not path.exists():
-        raise FileNotFoundError(f"data.path: {path} does not exist")
+        raise FileNotFoundError(f"data.path: {shown(path)} does not exist")
     if path.is_file():
         return [path]
     files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -35,14 +41,21 @@ def list_files(path: Path, kind: str) -> list[Path]:
     if not files:
         expected = "PDB/mmCIF files (.pdb, .ent, .cif, .mmcif, optionally .gz)" if kind == "structures" \
             else "ProteinNet text or TFRecord files"
-        raise FileNotFoundError(f"data.path: {path} holds no files; expected {expected}")
+        raise FileNotFoundError(f"data.path: {shown(path)} holds no files; expected {expected}")
     return files
 
 
 def _read(file: Path, kind: str, min_length: int):
-    if kind == "structures":
-        return read_structure_file(file, f"structures:{file.name}", min_length)
-    return proteinnet.read_file(file, min_length)
+    if kind != "structures":
+        return proteinnet.read_file(file, min_length)
+    name = shown(file.name)
+    if name == file.name:
+        return read_structure_file(file, f"structures:{name}", min_length)
+    with tempfile.TemporaryDirectory() as tmp:  # gemmi takes UTF-8 paths only: read through a link
+        link = Path(tmp) / name
+        link.symlink_to(file)
+        records, skips = read_structure_file(link, f"structures:{name}", min_length)
+    return records, [Skip(s.where.replace(str(link), shown(file)), s.reason, s.detail) for s in skips]
 
 
 def _split_of_file(file: Path) -> str | None:
@@ -52,28 +65,106 @@ def _split_of_file(file: Path) -> str | None:
     return None
 
 
-def load(path: str | Path, kind: str, min_length: int = 40, max_length: int | None = 1000,
-         cache_dir: str | Path | None = None):
-    """→ (records, skips, split per record). ``kind`` is 'proteinnet' or 'structures'."""
-    path = Path(path).expanduser().resolve()
-    files = list_files(path, kind)
-    key = hashlib.sha256(repr((CACHE_VERSION, kind, min_length, max_length)).encode())
-    for f in files:
-        key.update(str(f.relative_to(path) if f != path else f.name).encode())
-        key.update(hashlib.sha256(f.read_bytes()).digest())
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    cache_file = cache / "records" / f"{kind}-{key.hexdigest()[:32]}.pkl"
-    if cache_file.is_file():
-        log.info("data: cached parse of %s (%s)", path, cache_file)
-        with open(cache_file, "rb") as fh:
-            return pickle.load(fh)
+def _choice(value, allowed: tuple, key: str, many: bool = False):
+    if value is None:
+        return None
+    values = list(value) if many and not isinstance(value, (int, str)) else [value]
+    try:
+        values = [int(v) for v in values]
+    except (TypeError, ValueError):
+        values = [None]
+    if not values or any(v not in allowed for v in values):
+        raise ValueError(f"{key}: expected {'one or more of' if many else 'one of'} "
+                         f"{', '.join(map(str, allowed))} or null, got {value!r}")
+    return frozenset(values) if many else values[0]
 
+
+def _files(path: Path, kind: str, thinning: int | None) -> tuple[list[tuple[Path, str | None]], bool]:
+    """→ ([(file, split or None)], whether this is a casp folder: ProteinNet's split, always)."""
+    if kind == "proteinnet" and path.is_dir():
+        layout = proteinnet.casp_layout(path, thinning)
+        if layout is not None:
+            missing = {"train", "val", "test"} - {s for _, s in layout}
+            if missing:
+                log.warning("data: %s has no ProteinNet %s set: that split stays empty",
+                            shown(path), "/".join(sorted(missing)))
+            return layout, True
+    if thinning is not None:
+        raise ValueError(f"data.thinning={thinning}: {shown(path)} is not a ProteinNet casp folder "
+                         f"(no training_<N> file or training/<N>/ folder)")
+    files = list_files(path, kind)
+    return [(f, _split_of_file(f) if kind == "proteinnet" else None) for f in files], False
+
+
+def _cluster_splits(kept: list, cache_root: Path) -> list[str]:
+    """90 % identity clusters → train/val/test, cached by the ids and sequences (clustering is O(n²))."""
+    h = hashlib.sha256(f"{CACHE_VERSION}\0".encode())
+    for module in ("identity.py", "homology.py"):  # a change in the clustering code is a new entry
+        src = Path(identity.__file__).with_name(module)
+        h.update(src.read_bytes() if src.is_file() else b"")
+    for r in kept:
+        h.update(f"{r.id}\0{r.sequence}\0".encode("utf-8", "surrogatepass"))
+    entry = cache_root / f"splits-v{CACHE_VERSION}" / f"{h.hexdigest()[:40]}.json"
+    try:
+        splits = json.loads(entry.read_bytes())
+        if isinstance(splits, list) and len(splits) == len(kept) and set(splits) <= {"train", "val", "test"}:
+            return splits
+    except (OSError, ValueError):
+        pass
+    clusters = identity.cluster([r.sequence for r in kept])
+    splits = identity.assign_splits(clusters, [r.id for r in kept])
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(entry, lambda fh: fh.write(json.dumps(splits).encode()))
+    except OSError as exc:
+        log.warning("data: could not cache the split in %s (%s)", entry.parent, exc)
+    return splits
+
+
+def _validation_bins(kept: list, splits: list, bins, path: Path, own: bool):
+    """Tag ProteinNet validation records with their identity bin; keep only ``bins`` when set."""
+    for r, s in zip(kept, splits):
+        b = proteinnet.validation_bin(r.id) if own and s == "val" else None
+        if b is not None:
+            r.meta[VALIDATION_IDENTITY] = b
+    if bins is None:
+        return kept, splits
+    if not own:
+        raise ValueError(f"data.validation_identity: {shown(path)} has no ProteinNet validation set to "
+                         f"choose bins from (a casp folder with a validation file)")
+    found = Counter(r.meta.get(VALIDATION_IDENTITY) for r, s in zip(kept, splits) if s == "val")
+    keep = [s != "val" or r.meta.get(VALIDATION_IDENTITY) in bins for r, s in zip(kept, splits)]
+    if not any(k and s == "val" for k, s in zip(keep, splits)):
+        raise ValueError(f"data.validation_identity={sorted(bins)}: no validation record in those bins; "
+                         f"records per bin: {dict(sorted(found.items(), key=str))}")
+    log.info("data: validation identity bins %s: %d of %d validation records kept",
+             sorted(bins), sum(k and s == "val" for k, s in zip(keep, splits)), sum(found.values()))
+    return [r for r, k in zip(kept, keep) if k], [s for s, k in zip(splits, keep) if k]
+
+
+def load(path: str | Path, kind: str, min_length: int = 40, max_length: int | None = 1000,
+         cache_dir: str | Path | None = None, thinning: int | None = None, validation_identity=None):
+    """→ (records, skips, split per record). ``kind`` is 'proteinnet' or 'structures'.
+
+    ``thinning`` (30/50/70/90/95/100) picks a casp folder's training set; ``validation_identity``
+    (a bin or bins of 10/20/30/40/50/70/90) keeps those bins of ProteinNet's validation set."""
+    path = Path(path).expanduser().resolve()
+    thinning = _choice(thinning, proteinnet.THINNINGS, "data.thinning")
+    bins = _choice(validation_identity, proteinnet.VALIDATION_BINS, "data.validation_identity", many=True)
+    if kind != "proteinnet" and (thinning is not None or bins is not None):
+        raise ValueError("data.thinning / data.validation_identity apply to data=proteinnet only")
+    files, casp = _files(path, kind, thinning)
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    cache = FileCache(root, kind, (min_length,))
+    last_stats.clear()
     records, skips, file_splits = [], [], []
-    for f in files:
-        recs, sk = _read(f, kind, min_length)
+    for f, split in files:
+        recs, sk, status = cache.read(f, lambda file: _read(file, kind, min_length))
+        last_stats[status] += 1
         skips.extend(sk)
         records.extend(recs)
-        file_splits.extend([_split_of_file(f)] * len(recs))
+        file_splits.extend([split] * len(recs))
+    log.info("data: %s: %d file(s) read, cache %s", shown(path), len(files), dict(last_stats))
     kept, seen, splits = [], set(), []
     for rec, split in zip(records, file_splits):
         where = f"{rec.source.split(':', 1)[-1]}:{rec.id}"
@@ -85,20 +176,16 @@ def load(path: str | Path, kind: str, min_length: int = 40, max_length: int | No
             seen.add(rec.id)
             kept.append(rec)
             splits.append(split)
+    del records, file_splits
     if not kept:
         reasons = Counter(s.reason for s in skips)
-        raise ValueError(f"data.path: {path}: no usable protein chain in {len(files)} file(s); "
+        raise ValueError(f"data.path: {shown(path)}: no usable protein chain in {len(files)} file(s); "
                          f"skipped {dict(reasons)} (expected protein chains with >= {min_length} residues)")
-    if set(splits) != {"train", "val", "test"}:  # not a complete set of ProteinNet split files
+    own = casp or set(splits) == {"train", "val", "test"}  # else: not a complete set of split files
+    if not own:
         if any(s is not None for s in splits):
             log.warning("data: %s has ProteinNet split file(s) for %s only: splitting all %d chains by "
-                        "90 %% identity cluster instead", path, sorted({s for s in splits if s}), len(kept))
-        clusters = identity.cluster([r.sequence for r in kept])
-        splits = identity.assign_splits(clusters, [r.id for r in kept])
-    result = (kept, skips, splits)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        pickle.dump(result, fh)
-    os.replace(tmp, cache_file)  # atomic: parallel jobs never read a half-written cache
-    return result
+                        "90 %% identity cluster instead", shown(path), sorted({s for s in splits if s}), len(kept))
+        splits = _cluster_splits(kept, root)
+    kept, splits = _validation_bins(kept, splits, bins, path, own)
+    return kept, skips, splits

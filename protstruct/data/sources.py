@@ -100,22 +100,31 @@ def embedded_source(path: str | None = None, limit: dict | None = None) -> Split
     )
 
 
-def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit) -> Splits:
+def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, **layout) -> Splits:
+    # any file name must print in MLflow and CSV files
+    from protstruct.data.cache import shown
+
     if not path:
         raise ValueError(f"data.path: data={kind} needs a file or folder (data.path=...)")
     records, skips, splits = folder.load(path, kind, int(min_length),
-                                         None if max_length is None else int(max_length), cache_dir)
+                                         None if max_length is None else int(max_length), cache_dir, **layout)
     limit = dict(limit or {})
     by_split = {s: [r for r, sp in zip(records, splits) if sp == s] for s in embedded.SPLITS}
+    resolved = Path(path).expanduser().resolve()
     return Splits(*(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
-                  name=f"{kind}:{Path(path).name}", skips=skips, uri=str(Path(path).expanduser().resolve()))
+                  name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved))
 
 
 def proteinnet_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
-                      cache_dir: str | None = None, limit: dict | None = None) -> Splits:
-    """ProteinNet text or TFRecord file(s); files named training*/validation*/testing* keep
-    ProteinNet's own split, anything else is split by 90 % identity cluster."""
-    return _from_folder("proteinnet", path, min_length, max_length, cache_dir, limit)
+                      cache_dir: str | None = None, limit: dict | None = None, thinning: int | None = None,
+                      validation_identity=None) -> Splits:
+    """ProteinNet text or TFRecord file(s). A casp folder (``training_<N>``/``validation``/``testing``
+    or ``training/<N>/``, ``validation/``, ``testing/`` shards) keeps ProteinNet's own split, with
+    ``thinning`` choosing the training set and ``validation_identity`` (one bin or a list) the
+    validation bins; files named training*/validation*/testing* keep theirs; anything else is split
+    by 90 % identity cluster."""
+    return _from_folder("proteinnet", path, min_length, max_length, cache_dir, limit,
+                        thinning=thinning, validation_identity=validation_identity)
 
 
 def structures_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,

@@ -69,7 +69,11 @@ def test_evaluation(pred: np.ndarray, test_records, train_records, crop_size: in
     profile = separation_profile(train_records, crop_size)
     base = np.broadcast_to(separation_baseline(profile, crop_size), dist.shape)
     lengths = [min(crop_size, r.length - centred_start(r.length, crop_size)) for r in test_records]
-    table = pd.DataFrame({"protein": [r.id for r in test_records], "length": [r.length for r in test_records]})
+    table = pd.DataFrame({"protein": [r.id for r in test_records], "length": [r.length for r in test_records],
+                          # ProteinNet's own strata: the NN# identity bin of validation records, and the
+                          # category prefix of test targets (TBM#, FM#, …); empty elsewhere
+                          "validation_identity": [r.meta.get("validation_identity") for r in test_records],
+                          "category": [r.id.split("#", 1)[0] if "#" in r.id else "" for r in test_records]})
     metrics = {}
     for prefix, values in (("test/", pred), ("baseline/test_", base)):
         sse, n_pairs = per_protein(values, dist, pair)
