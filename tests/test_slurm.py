@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,14 @@ def test_a_sweep_runs_as_a_slurm_job_array(slurm_cluster, tmp_path):  # noqa: F8
     # and Slurm's own accounting agrees (the last task may still be exiting after writing its result)
     expected = {f"{array_id}_{i}": "COMPLETED" for i in range(4)}
     assert _poll("4 COMPLETED tasks in sacct", lambda: _sacct(cluster, array_id) == expected, 60)
-    print(f"4-job Slurm sweep: {time.monotonic() - started:.0f} s")
+    # measured for the README's cost model (printed, never asserted): Slurm's own queue wait, and
+    # the sweep's start to each job's MLflow run (queue + process start-up + TensorFlow import)
+    out = cluster.run("sacct", "-n", "-X", "-P", "-o", "Submit,Start", "-j", array_id).stdout
+    waits = [(datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+             for a, b in (line.split("|") for line in out.splitlines() if line.strip())]
+    to_run = sorted((r.info.start_time - parent.info.start_time) / 1000 for r in jobs)
+    print(f"[measure] 4-job Slurm sweep {time.monotonic() - started:.0f} s; sacct submit→start "
+          f"{min(waits):.0f}–{max(waits):.0f} s; sweep start → job run {to_run[0]:.1f}–{to_run[-1]:.1f} s")
 
 
 METRIC_OF_A_JOB = (  # a run that logged an epoch, and its Slurm array task (ARRAY_JOB_ID_TASK_ID)
@@ -178,3 +186,82 @@ def test_scancel_kills_a_jobs_run_and_the_rerun_resumes_only_that_job(slurm_clus
     # the first sweep's ledger follows its resumed job: it ends FINISHED after all
     assert client.get_run(first_parent.info.run_id).info.status == "FINISHED"
     print(f"cancel sweep {first_sweep_s:.0f} s, rerun {time.monotonic() - started - first_sweep_s:.0f} s")
+
+
+RUN_OF_A_JOB_AT_EPOCH_1 = (  # a run that logged val/rmse of its 2nd epoch, its status and Slurm job id
+    "select r.run_uuid, r.status, j.value from metrics m join runs r on m.run_uuid = r.run_uuid "
+    "join tags j on j.run_uuid = r.run_uuid and j.key = 'protstruct.slurm.job_id' "
+    "where m.key = 'val/rmse' and m.step >= 1 limit 1")
+
+
+def _show_job(cluster, job_id: str) -> dict[str, str]:
+    """``scontrol show job``'s Key=Value pairs (JobState, Reason, Restarts, Requeue…)."""
+    out = cluster.run("scontrol", "-o", "show", "job", job_id, check=False).stdout
+    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+
+def test_scontrol_requeue_resumes_the_job_in_the_same_run(slurm_cluster, tmp_path):
+    cluster = slurm_cluster
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    args = ["-m", "debug=smoke", "data.limit.train=24", "trainer.epochs=6", "trainer.patience=6",
+            "tracking.experiment=slurm_requeue", *store_overrides(tmp_path), *_slurm_overrides(cluster, tmp_path)]
+    started = time.monotonic()
+    env = {**cluster.env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    sweep = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []  # the job's states while it is requeued, for the failure message
+    try:
+        def the_job_logged_epoch_1():
+            with sqlite3.connect(db) as con:
+                return con.execute(RUN_OF_A_JOB_AT_EPOCH_1).fetchone()
+        run_id, status, job_id = _poll("the job's val/rmse at step 1", the_job_logged_epoch_1, 150, sweep)
+        assert status == "RUNNING", f"the job's run is {status} before the requeue: too late to requeue it"
+        # what a preempting scheduler (or an admin) does: SIGTERM to the job, then back to the queue
+        cluster.run("scontrol", "requeue", job_id)
+        requeued_at = time.monotonic()
+
+        client = MlflowClient(uri)
+        _poll("KILLED status of the requeued job's run", lambda: client.get_run(run_id).info.status == "KILLED", 60)
+        killed = client.get_run(run_id)
+
+        # Slurm holds a requeued job back until its launch credential expires (AuthInfo cred_expire,
+        # 120 s by default: StartTime = BeginTime). Bring it forward once it is pending again.
+        def pending_again():
+            job = _show_job(cluster, job_id)
+            seen.append((job.get("JobState"), job.get("Reason")))
+            return job if job.get("JobState") in ("PENDING", "RUNNING", "COMPLETED") else None
+        job = _poll("the requeued job back in the queue", pending_again, 60)
+        held = job.get("StartTime") if job.get("Reason") == "BeginTime" else None
+        if held:
+            time.sleep(1.5)  # the new launch credential must be newer than the old one's revocation
+            cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+        output, _ = sweep.communicate(timeout=150)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+    why = f"{output[-4000:]}\n{_job_logs(tmp_path)}\nstates while requeued: {seen}"
+    # submitit's watcher saw REQUEUED/PENDING/RUNNING as not done, then the result of the rerun
+    assert sweep.returncode == 0, why
+    assert "sweep summary ({'ok': 1})" in output, why
+
+    [parent] = _runs(uri, "slurm_requeue", "sweep")
+    assert parent.info.status == "FINISHED", parent.data.tags
+    [run] = _runs(uri, "slurm_requeue", "job")  # no second run: the requeued job resumed the KILLED one
+    assert run.info.run_id == run_id
+    assert run.info.status == "FINISHED", f"{run.data.tags.get('protstruct.error')}\n{why}"
+    assert run.data.tags["protstruct.resumed"] == "1"
+    assert run.data.metrics["train/resumed_from_epoch"] >= 1
+    steps = [m.step for m in client.get_metric_history(run_id, "val/rmse")]
+    assert sorted(steps) == list(range(6)), steps  # each epoch once: none lost, none logged twice
+    # the same Slurm job, run twice: SLURM_RESTART_COUNT=1 the second time, two records in sacct
+    assert run.data.tags["protstruct.slurm.job_id"] == killed.data.tags["protstruct.slurm.job_id"] == job_id
+    assert "protstruct.slurm.restart_count" not in killed.data.tags
+    assert run.data.tags["protstruct.slurm.restart_count"] == "1"
+    assert _show_job(cluster, job_id).get("Restarts") == "1"
+    both = ["REQUEUED", "COMPLETED"]  # sacct -D: every run of the job, not only its latest
+    assert _poll("both of the job's records in sacct", lambda: cluster.run(
+        "sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job_id).stdout.split() == both, 60)
+    print(f"[measure] requeue sweep {time.monotonic() - started:.0f} s (requeue → end "
+          f"{time.monotonic() - requeued_at:.0f} s; held until {held}, moved to now); states {sorted(set(seen))}")
