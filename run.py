@@ -11,9 +11,8 @@ import protstruct.config  # noqa: E402,F401  (registers the config resolvers)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from protstruct.train.job import run_job
+    from protstruct.train.job import run_job  # TensorFlow loads inside, after the job's thread settings
 
-    console.import_tensorflow()
     return run_job(cfg)
 
 

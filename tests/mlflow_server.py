@@ -15,12 +15,9 @@ message that says so instead of a server that never comes up.
 from __future__ import annotations
 
 import base64
-import contextlib
 import importlib.util
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +29,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from protstruct.report.ui_screenshot import free_port, stop_server  # one way to start and stop a server
 
 ADMIN_USER = "alice"
 ADMIN_PASSWORD = "p@ss:w/rd%42 x"  # @ : / % and a space: every character a URL or header mangles
@@ -93,12 +92,6 @@ class MlflowAuthServer:
             return "(no server log)"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _why_no_auth_app() -> str | None:
     if importlib.util.find_spec("flask_wtf") is None:
         return ("mlflow's basic-auth app needs Flask-WTF, which is not installed: add "
@@ -121,31 +114,6 @@ def _write_auth_ini(root: Path, username: str) -> Path:
     return ini
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group (the CLI spawns uvicorn workers), then SIGKILL."""
-    if proc.poll() is not None and not _group_alive(proc.pid):
-        return
-    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if proc.poll() is not None and not _group_alive(proc.pid):
-                return
-            time.sleep(0.2)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
 def start_mlflow_auth_server(root: Path, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD,
                              timeout: float = 60.0) -> Iterator[MlflowAuthServer]:
     """Start the server under ``root`` (created if needed), wait for /health, yield, stop it."""
@@ -195,7 +163,7 @@ def start_mlflow_auth_server(root: Path, username: str = ADMIN_USER, password: s
             time.sleep(0.5)
         yield server
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module")

@@ -108,8 +108,11 @@ def test_sigterm_kills_the_run_and_rerunning_launches_exactly_the_missing_jobs(t
     assert "other library versions (keras 3.0.0 → " in out2 and "rerun=true" in out2
     client, runs = _runs(tmp_path, "resume")
     finished = sorted(r.info.run_name for r in runs if r.info.status == "FINISHED")
-    assert finished == ["seed=0", "seed=1", "seed=2"]
-    assert sum(r.info.status == "KILLED" for r in runs) == 1
+    assert finished == ["seed=0", "seed=1", "seed=2"] and len(runs) == 3
+    # the killed job continued from its checkpoint in its own run, rather than starting over
+    resumed = next(r for r in runs if r.info.run_name == "seed=1")
+    assert resumed.info.run_id == killed.info.run_id and resumed.data.tags["protstruct.resumed"] == "1"
+    assert "[resumed] seed=1" in out2
     # the resumed sweep's report sees all three jobs: two trained now, one reused from before
     from protstruct.report.build import make_report
 

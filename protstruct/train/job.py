@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from protstruct import console
 from protstruct.config import project_root
 from protstruct.tracking import artifacts, ledger, liveness, mlflow_store, resume, sweep
 from protstruct.tracking.redact import redact, redact_tree
@@ -141,6 +142,7 @@ def _key(cfg: DictConfig, resolved: dict, splits) -> str:
 def run_job(cfg: DictConfig) -> float:
     ctx = _context()
     threads = device.set_cpu_threads(ctx["workers"], _engine_cpus())
+    console.import_tensorflow()  # after the thread settings, which only a fresh TensorFlow reads
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     client = exp_id = run_logger = None
     status, metrics = "FAILED", {}
