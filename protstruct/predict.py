@@ -140,6 +140,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--out", type=Path, default=Path("predictions"))
     args = parser.parse_args(argv)
+    console.import_tensorflow()
     from protstruct.report.__main__ import default_uri
 
     try:

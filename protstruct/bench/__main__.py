@@ -206,6 +206,7 @@ def main(argv=None) -> int:
                              "else outputs/bench-quick or outputs/bench-items)")
     parser.add_argument("--items", default=",".join(ITEMS), help="comma-separated items to run (default all)")
     args = parser.parse_args(argv)
+    console.import_tensorflow()
     items = tuple(i.strip() for i in args.items.split(","))
     try:
         out = out_dir(args.out, args.quick, items)

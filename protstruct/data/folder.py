@@ -16,7 +16,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from protstruct.data import identity, proteinnet
+from protstruct.data import homology, proteinnet
 from protstruct.data.cache import CACHE_VERSION, FileCache, _atomic_write, shown
 from protstruct.data.structures import Skip, is_structure_file, read_structure_file
 
@@ -96,29 +96,35 @@ def _files(path: Path, kind: str, thinning: int | None) -> tuple[list[tuple[Path
     return [(f, _split_of_file(f) if kind == "proteinnet" else None) for f in files], False
 
 
-def _cluster_splits(kept: list, cache_root: Path) -> list[str]:
-    """90 % identity clusters → train/val/test, cached by the ids and sequences (clustering is O(n²))."""
-    h = hashlib.sha256(f"{CACHE_VERSION}\0".encode())
-    for module in ("identity.py", "homology.py"):  # a change in the clustering code is a new entry
-        src = Path(identity.__file__).with_name(module)
-        h.update(src.read_bytes() if src.is_file() else b"")
+def _entry(record_id: str) -> str:
+    """The PDB entry of a chain id (``6ZU5_A`` → ``6ZU5``; ProteinNet ``70#1ABC_1_A`` → ``1ABC``)."""
+    return record_id.split("#")[-1].split("_")[0]
+
+
+def _homology_splits(kept: list, cache_root: Path, identity: float, coverage: float) -> tuple[list[str], dict]:
+    """Homology-aware train/val/test (:func:`homology.homology_split`: connected components of an
+    MMseqs2 all-against-all search plus same-entry edges), cached by ids, sequences and settings."""
+    h = hashlib.sha256(f"{CACHE_VERSION}\0{identity}\0{coverage}\0".encode())
+    h.update(Path(homology.__file__).read_bytes())  # a change in the splitting code is a new entry
     for r in kept:
         h.update(f"{r.id}\0{r.sequence}\0".encode("utf-8", "surrogatepass"))
     entry = cache_root / f"splits-v{CACHE_VERSION}" / f"{h.hexdigest()[:40]}.json"
     try:
-        splits = json.loads(entry.read_bytes())
+        cached = json.loads(entry.read_bytes())
+        splits = cached["splits"]
         if isinstance(splits, list) and len(splits) == len(kept) and set(splits) <= {"train", "val", "test"}:
-            return splits
-    except (OSError, ValueError):
+            return splits, dict(cached["info"])
+    except (OSError, ValueError, KeyError, TypeError):
         pass
-    clusters = identity.cluster([r.sequence for r in kept])
-    splits = identity.assign_splits(clusters, [r.id for r in kept])
+    splits, info = homology.homology_split([r.id for r in kept], [r.sequence for r in kept],
+                                           [_entry(r.id) for r in kept], identity=identity, coverage=coverage,
+                                           tmp_dir=cache_root)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(entry, lambda fh: fh.write(json.dumps(splits).encode()))
+        _atomic_write(entry, lambda fh: fh.write(json.dumps({"splits": splits, "info": info}).encode()))
     except OSError as exc:
         log.warning("data: could not cache the split in %s (%s)", entry.parent, exc)
-    return splits
+    return splits, info
 
 
 def _validation_bins(kept: list, splits: list, bins, path: Path, own: bool):
@@ -143,8 +149,12 @@ def _validation_bins(kept: list, splits: list, bins, path: Path, own: bool):
 
 
 def load(path: str | Path, kind: str, min_length: int = 40, max_length: int | None = 1000,
-         cache_dir: str | Path | None = None, thinning: int | None = None, validation_identity=None):
-    """→ (records, skips, split per record). ``kind`` is 'proteinnet' or 'structures'.
+         cache_dir: str | Path | None = None, thinning: int | None = None, validation_identity=None,
+         split_identity: float = homology.DEFAULT_IDENTITY, split_coverage: float = homology.DEFAULT_COVERAGE,
+         split_info: dict | None = None):
+    """→ (records, skips, split per record). ``kind`` is 'proteinnet' or 'structures'. Without
+    ProteinNet's own split, chains are split by homology at ``split_identity`` / ``split_coverage``;
+    ``split_info``, if given, receives what the split measured (components, largest, edges, …).
 
     ``thinning`` (30/50/70/90/95/100) picks a casp folder's training set; ``validation_identity``
     (a bin or bins of 10/20/30/40/50/70/90) keeps those bins of ProteinNet's validation set."""
@@ -185,7 +195,11 @@ def load(path: str | Path, kind: str, min_length: int = 40, max_length: int | No
     if not own:
         if any(s is not None for s in splits):
             log.warning("data: %s has ProteinNet split file(s) for %s only: splitting all %d chains by "
-                        "90 %% identity cluster instead", shown(path), sorted({s for s in splits if s}), len(kept))
-        splits = _cluster_splits(kept, root)
+                        "homology instead", shown(path), sorted({s for s in splits if s}), len(kept))
+        splits, info = _homology_splits(kept, root, float(split_identity), float(split_coverage))
+        log.info("data: homology split of %d chains: %d components, the largest %d (%.1f %%)", len(kept),
+                 info["components"], info["largest_component"], 100 * info["largest_component_share"])
+        if split_info is not None:
+            split_info.update(info)
     kept, splits = _validation_bins(kept, splits, bins, path, own)
     return kept, skips, splits

@@ -23,6 +23,7 @@ class Splits:
     name: str
     skips: list[Skip] = field(default_factory=list)
     uri: str = ""  # where the records came from (file or folder), for lineage
+    split_info: dict = field(default_factory=dict)  # how a homology split was made (empty: a fixed split)
 
     def require_all_splits(self) -> "Splits":
         """Training needs proteins in every split; say which are empty and why."""
@@ -106,28 +107,39 @@ def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, **la
 
     if not path:
         raise ValueError(f"data.path: data={kind} needs a file or folder (data.path=...)")
+    split_info: dict = {}
     records, skips, splits = folder.load(path, kind, int(min_length),
-                                         None if max_length is None else int(max_length), cache_dir, **layout)
+                                         None if max_length is None else int(max_length), cache_dir,
+                                         split_info=split_info, **layout)
     limit = dict(limit or {})
     by_split = {s: [r for r, sp in zip(records, splits) if sp == s] for s in embedded.SPLITS}
     resolved = Path(path).expanduser().resolve()
     return Splits(*(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
-                  name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved))
+                  name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved), split_info=split_info)
 
 
 def proteinnet_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
                       cache_dir: str | None = None, limit: dict | None = None, thinning: int | None = None,
-                      validation_identity=None) -> Splits:
+                      validation_identity=None, split: dict | None = None) -> Splits:
     """ProteinNet text or TFRecord file(s). A casp folder (``training_<N>``/``validation``/``testing``
     or ``training/<N>/``, ``validation/``, ``testing/`` shards) keeps ProteinNet's own split, with
     ``thinning`` choosing the training set and ``validation_identity`` (one bin or a list) the
     validation bins; files named training*/validation*/testing* keep theirs; anything else is split
-    by 90 % identity cluster."""
+    by homology (``split``: identity, coverage)."""
     return _from_folder("proteinnet", path, min_length, max_length, cache_dir, limit,
-                        thinning=thinning, validation_identity=validation_identity)
+                        thinning=thinning, validation_identity=validation_identity, **_split_settings(split))
 
 
 def structures_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
-                      cache_dir: str | None = None, limit: dict | None = None) -> Splits:
-    """A folder (searched recursively) of PDB/mmCIF files, split by 90 % identity cluster."""
-    return _from_folder("structures", path, min_length, max_length, cache_dir, limit)
+                      cache_dir: str | None = None, limit: dict | None = None, split: dict | None = None) -> Splits:
+    """A folder (searched recursively) of PDB/mmCIF files, split by homology (``split``: identity,
+    coverage) with the chains of one entry kept together."""
+    return _from_folder("structures", path, min_length, max_length, cache_dir, limit, **_split_settings(split))
+
+
+def _split_settings(split: dict | None) -> dict:
+    split = dict(split or {})
+    unknown = set(split) - {"identity", "coverage"}
+    if unknown:
+        raise ValueError(f"data.split: unknown key(s) {sorted(unknown)}; expected identity, coverage")
+    return {f"split_{k}": float(v) for k, v in split.items() if v is not None}

@@ -75,6 +75,14 @@ def _log_data(splits, run_logger, workdir: Path) -> None:
                                                       splits.uri, splits.profile(split), split)
                            for split, _ in splits.items()])
     run_logger.log_metrics({f"data/{s}_proteins": n for s, n in manifest["counts"].items()})
+    if splits.split_info:  # how the homology split was made, as the run's record of it
+        info = splits.split_info
+        run_logger.log_metrics({f"data/split/{k}": info[k] for k in ("components", "largest_component",
+                                                                    "largest_component_share", "edges",
+                                                                    "entry_edges", "seconds") if k in info})
+        run_logger.set_tags({"data.split.method": f"mmseqs2 {info.get('mmseqs_version', '')[:12]} components",
+                             "data.split.identity": str(info.get("identity")),
+                             "data.split.coverage": str(info.get("coverage"))})
     run_logger.log_metrics({"data/skipped": len(splits.skips),
                             **{f"data/skipped/{reason}": n for reason, n in splits.skip_counts().items()}})
     if splits.skips:
