@@ -15,6 +15,7 @@ message that says so instead of a server that never comes up.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import os
 import secrets
@@ -114,6 +115,7 @@ def _write_auth_ini(root: Path, username: str) -> Path:
     return ini
 
 
+@contextlib.contextmanager
 def start_mlflow_auth_server(root: Path, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD,
                              timeout: float = 60.0) -> Iterator[MlflowAuthServer]:
     """Start the server under ``root`` (created if needed), wait for /health, yield, stop it."""

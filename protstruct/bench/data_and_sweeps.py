@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import gemmi
+
 from protstruct.bench.timing import repeat, summary
 from protstruct.config import project_root
 from protstruct.data import build_embedded, embedded, folder
@@ -34,10 +36,15 @@ def real_structure_files(target: Path, limit: int | None) -> str:
 
 def _write_ca_only(target: Path, limit: int | None) -> str:
     """Offline fallback: CA-only PDB files written from the embedded set (smaller than real ones)."""
-    records = [r for recs in embedded.load().values() for r in recs][:limit]
+    by_entry = {}  # one chain per PDB entry: a folder of unrelated proteins, as a split needs
+    for r in (r for recs in embedded.load().values() for r in recs):
+        by_entry.setdefault(r.id.split("_")[0], r)
+    records = list(by_entry.values())[:limit]
+    three = {gemmi.find_tabulated_residue(n).one_letter_code.upper(): n for n in
+             "ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL".split()}
     for r in records:
-        lines = [f"ATOM  {i + 1:5d}  CA  ALA A{i + 1:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00 20.00           C"
-                 for i, ((x, y, z), ok) in enumerate(zip(r.ca, r.mask)) if ok]
+        lines = [f"ATOM  {i + 1:5d}  CA  {three.get(aa, 'UNK')} A{i + 1:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00 20.00"
+                 f"           C" for i, (aa, (x, y, z), ok) in enumerate(zip(r.sequence, r.ca, r.mask)) if ok]
         (target / f"{r.id}.pdb").write_text("\n".join(lines) + "\nEND\n")
     return "CA-only PDB files written from the embedded set (offline fallback; not real full files)"
 
@@ -77,7 +84,7 @@ def preprocessing(repeats: int, limit: int | None = None, offline: bool = False)
 
         out = {"files": len(files), "megabytes": round(size_mb, 2), "what": what,
                "parse_to_distance_matrices": repeat(parse, repeats),
-               "folder_load_cold (parse + 90% identity clustering + cache write)": repeat(cold, repeats, 0),
+               "folder_load_cold (parse + MMseqs2 homology split + cache write)": repeat(cold, repeats, 0),
                "folder_load_warm (cache hit + distance matrices)": repeat(warm, repeats)}
     return out
 
