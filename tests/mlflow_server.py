@@ -21,7 +21,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,7 +30,7 @@ from typing import Iterator
 
 import pytest
 
-from protstruct.report.ui_screenshot import free_port, stop_server  # one way to start and stop a server
+from protstruct.report.ui_screenshot import free_port, stop_server, wait_for_health  # one way to start and stop a server
 
 ADMIN_USER = "alice"
 ADMIN_PASSWORD = "p@ss:w/rd%42 x"  # @ : / % and a space: every character a URL or header mangles
@@ -148,21 +147,10 @@ def start_mlflow_auth_server(root: Path, username: str = ADMIN_USER, password: s
     server = MlflowAuthServer(url=f"http://127.0.0.1:{port}", port=port, root=root,
                               username=username, password=password, pid=proc.pid)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (OSError, urllib.error.URLError):
-                pass
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode} before /health answered:\n"
-                            f"{server.log_tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not answer /health within {timeout:.0f} s:\n"
-                            f"{server.log_tail()}")
-            time.sleep(0.5)
+        try:
+            wait_for_health(server.url, proc, timeout, server.log_tail, "mlflow server")
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
         yield server
     finally:
         stop_server(proc)

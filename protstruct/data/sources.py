@@ -24,6 +24,7 @@ class Splits:
     skips: list[Skip] = field(default_factory=list)
     uri: str = ""  # where the records came from (file or folder), for lineage
     split_info: dict = field(default_factory=dict)  # how a homology split was made (empty: a fixed split)
+    _digests: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def require_all_splits(self) -> "Splits":
         """Training needs proteins in every split; say which are empty and why."""
@@ -41,28 +42,24 @@ class Splits:
     def items(self):
         return (("train", self.train), ("val", self.val), ("test", self.test))
 
-    def fingerprint(self) -> str:
-        """sha256 over every record's split, id, sequence, coordinates, mask and PSSM."""
-        h = hashlib.sha256()
-        for split, records in self.items():
-            for r in records:
-                h.update(f"{split}\0{r.id}\0{r.sequence}\0".encode())
+    def split_digest(self, split: str) -> str:
+        """sha256 of one split's records (ids, sequences, coordinates, masks, PSSMs); computed once:
+        the resume key, the data manifest and the MLflow dataset inputs all need it."""
+        if split not in self._digests:
+            h = hashlib.sha256()
+            for r in dict(self.items())[split]:
+                h.update(f"{r.id}\0{r.sequence}\0".encode())
                 h.update(r.ca.tobytes())
                 h.update(r.mask.tobytes())
-                if r.pssm is not None:  # records without one hash as before
+                if r.pssm is not None:
                     h.update(b"pssm\0" + r.pssm.astype("<f8").tobytes())
-        return h.hexdigest()
+            self._digests[split] = h.hexdigest()
+        return self._digests[split]
 
-    def split_digest(self, split: str) -> str:
-        """sha256 of one split's records (ids, sequences, coordinates, masks, PSSMs)."""
-        h = hashlib.sha256()
-        for r in dict(self.items())[split]:
-            h.update(f"{r.id}\0{r.sequence}\0".encode())
-            h.update(r.ca.tobytes())
-            h.update(r.mask.tobytes())
-            if r.pssm is not None:
-                h.update(b"pssm\0" + r.pssm.astype("<f8").tobytes())
-        return h.hexdigest()
+    def fingerprint(self) -> str:
+        """sha256 over the three splits' digests: which record is in which split, and its data."""
+        text = "\0".join(f"{split}:{self.split_digest(split)}" for split, _ in self.items())
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def profile(self, split: str) -> dict:
         records = dict(self.items())[split]

@@ -2,7 +2,7 @@
 ProteinNet casp folder for tests and benchmarks: not biology, the release's layout and format.
 
 Text (``--format text``): ``training_<N>`` per thinning (nested: every record of training_30 is in
-training_50), ``validation`` (ids ``NN#XXXX_1_A``, NN cycling over the identity bins 10-90) and
+training_50), ``validation`` (ids like ``70#1ABC_1_A``: the identity bin NN of ``NN#`` cycling through 10-90) and
 ``testing`` (ids ``TBM#T0001`` / ``FM#T0002``). TFRecord (``--format tfrecord``): the same records as
 shards ``training/<N>/1, 2, …``, ``validation/1``, ``testing/1``. Records: L uniform in 60-300, a
 C-alpha trace built residue by residue with 3.8 Å steps (helix, strand and coil pseudo-angles), N

@@ -110,6 +110,24 @@ def stop_server(proc: subprocess.Popen) -> None:
             time.sleep(0.2)
 
 
+def wait_for_health(url: str, proc: subprocess.Popen, timeout: float, log_tail, what: str) -> None:
+    """Until ``url``/health answers 200; RuntimeError (with the log's tail) if the server exits or
+    the time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before /health answered:\n{log_tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer /health within {timeout:.0f} s:\n{log_tail()}")
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def mlflow_ui(tracking_uri: str, workdir: Path, timeout: float = 120.0) -> Iterator[MlflowUI]:
     """``mlflow ui`` for ``tracking_uri`` on a free loopback port, run in ``workdir`` (its log goes
@@ -131,20 +149,7 @@ def mlflow_ui(tracking_uri: str, workdir: Path, timeout: float = 120.0) -> Itera
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     server = MlflowUI(url=f"http://127.0.0.1:{port}", pid=proc.pid, log=log)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (OSError, urllib.error.URLError):
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow ui exited with {proc.returncode} before /health answered:\n"
-                                   f"{server.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow ui did not answer /health within {timeout:.0f} s:\n{server.log_tail()}")
-            time.sleep(0.5)
+        wait_for_health(server.url, proc, timeout, server.log_tail, "mlflow ui")
         yield server
     finally:
         stop_server(proc)
