@@ -17,13 +17,19 @@ def test_quick_bench_writes_every_item(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((tmp_path / "bench.json").read_text())
     for item in ("1_runner_vs_seed_loop", "2_pipeline_efficiency", "3_preprocessing", "4_tracking_overhead",
-                 "5_sweep_overhead", "6_scaling", "7_xla_vs_graph"):
+                 "5_sweep_overhead", "6_scaling", "7_xla_vs_graph", "8_scale"):
         assert item in results, item
     first = results["1_runner_vs_seed_loop"][0]["first_step_loss"]
     assert first["runner_exact_arithmetic_rel_diff"] <= 1e-5  # same weights, same batch, same loss
     assert results["3_preprocessing"]["files"] == 6
+    scale = results["8_scale"]
+    assert scale["parse"]["cold"]["mb_per_cpu_s"] > 0 and scale["parse"]["records"] > 0
+    (job,) = scale["training"]["jobs"]
+    assert job["cold"]["chains"]["train"] == job["warm"]["chains"]["train"] > 0
+    assert 0 < job["warm"]["load_seconds"] <= job["warm"]["first_step_seconds"]
+    assert scale["pipeline_256"]["pipeline_alone"]["samples_per_s"] > 0 and scale["split"][0]["components"] > 0
     md = (tmp_path / "bench.md").read_text()
-    assert "## 6. Step time vs crop" in md and "Noise floor" in md
+    assert "## 6. Step time vs crop" in md and "Noise floor" in md and "MB/s per core" in md
 
 
 def _stub_results(settings, offline, items):

@@ -19,14 +19,18 @@ import time
 from pathlib import Path
 
 from protstruct import console
+from protstruct.bench.scale import markdown as scale_lines
 
 console.set_log_levels()
 
 FULL = dict(crop=64, batch=10, steps=14, repeats=5, rounds=9, records=None, scaling_crops=(64, 128, 256),
             scaling_steps=3, files=None, sweep_jobs=3, sweep_repeats=5, variants=("P0", "P1"), backbone="resnet50",
-            report_runs=1000)
+            report_runs=1000, parse_records=5000, scale_records=(25000, 100000), split_sizes=(1000, 5000, 20000),
+            pipeline_batch=10, pipeline_samples=1500, pipeline_records=60)
 QUICK = dict(crop=32, batch=2, steps=2, repeats=1, rounds=1, records=6, scaling_crops=(32,), scaling_steps=1,
-             files=6, sweep_jobs=2, sweep_repeats=1, variants=("P0",), backbone="small_cnn", report_runs=8)
+             files=6, sweep_jobs=2, sweep_repeats=1, variants=("P0",), backbone="small_cnn", report_runs=8,
+             parse_records=100, scale_records=(200,), split_sizes=(200,), pipeline_batch=2, pipeline_samples=8,
+             pipeline_records=4)
 
 
 def machine() -> dict:
@@ -42,7 +46,7 @@ ITEMS = ("1", "2", "3", "4", "5", "6", "7", "8")
 
 
 def run(settings: dict, offline: bool, items=ITEMS) -> dict:
-    from protstruct.bench import data_and_sweeps, loops, report_scale, step_rate
+    from protstruct.bench import data_and_sweeps, loops, step_rate
     from protstruct.data import embedded
 
     data = embedded.load()
@@ -65,7 +69,7 @@ def run(settings: dict, offline: bool, items=ITEMS) -> dict:
                                     for c in s["scaling_crops"] for v in s["variants"]]),
         "7": ("7_xla_vs_graph", lambda: [loops.xla_vs_graph(train, v, s["crop"], s["batch"], s["steps"], s["repeats"])
                                          for v in s["variants"]]),
-        "8": ("8_scale", lambda: {"report": report_scale.report_scale(s["report_runs"])}),
+        "8": ("8_scale", lambda: _scale(s, train)),
     }
     t0 = time.perf_counter()
     for item in ITEMS:
@@ -75,6 +79,17 @@ def run(settings: dict, offline: bool, items=ITEMS) -> dict:
             results[key] = measure()
     results["total_seconds"] = time.perf_counter() - t0
     return results
+
+
+def _scale(s: dict, train) -> dict:
+    from protstruct.bench import report_scale, scale, split_scale
+
+    return {"report": report_scale.report_scale(s["report_runs"]),
+            "parse": scale.parse_throughput(scale.casp_folder(s["parse_records"]), s["repeats"]),
+            "training": scale.training_at_scale(tuple(s["scale_records"])),
+            "pipeline_256": scale.pipeline_vs_step(train[: s["pipeline_records"]], s["pipeline_batch"],
+                                                   s["pipeline_samples"], s["repeats"]),
+            "split": split_scale.split_timings(tuple(s["split_sizes"]))}
 
 
 def _t(x: dict) -> str:
@@ -172,7 +187,7 @@ def markdown(r: dict) -> str:
         lines += ["", "## 8. Scale", "",
                   f"A report over a complete sweep of {rep['runs']} finished jobs ({rep['proteins']} test proteins "
                   f"each, real artifacts, SQLite store): **{rep['report_seconds']} s** (filling the store took "
-                  f"{rep['store_fill_seconds']} s, not part of the measure)."]
+                  f"{rep['store_fill_seconds']} s, not part of the measure).", *scale_lines(r["8_scale"])]
     return "\n".join(lines) + "\n"
 
 

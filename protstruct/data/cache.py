@@ -59,7 +59,7 @@ def _stat(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -106,7 +106,7 @@ def _write_entry(path: Path, key: str, sha: str, records: list, skips: list) -> 
                     "sources": [r.source for r in records],
                     "skips": [[s.where, s.reason, s.detail] for s in skips]}
             _put(zf, "meta", np.frombuffer(json.dumps(meta).encode(), np.uint8))
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _array(z, name: str, dims: int) -> np.ndarray:
@@ -249,7 +249,7 @@ class FileCache:
             if records is not None:
                 _write_entry(stamp_path.with_name(f"{key}-{sha[:24]}.npz"), key, sha, records, skips)
             body = json.dumps({"version": CACHE_VERSION, "stat": None if racy else stat, "sha256": sha})
-            _atomic_write(stamp_path, lambda fh: fh.write(body.encode()))
+            atomic_write(stamp_path, lambda fh: fh.write(body.encode()))
             if old and old["sha256"][:24] != sha[:24]:
                 stamp_path.with_name(f"{key}-{old['sha256'][:24]}.npz").unlink(missing_ok=True)
         except (OSError, MemoryError) as exc:  # a read-only or full cache never fails a job

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from protstruct.data import homology, proteinnet
-from protstruct.data.cache import CACHE_VERSION, FileCache, _atomic_write, shown
+from protstruct.data.cache import CACHE_VERSION, FileCache, atomic_write, shown
 from protstruct.data.structures import Skip, is_structure_file, read_structure_file
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _homology_splits(kept: list, cache_root: Path, identity: float, coverage: fl
                                            tmp_dir=cache_root)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(entry, lambda fh: fh.write(json.dumps({"splits": splits, "info": info}).encode()))
+        atomic_write(entry, lambda fh: fh.write(json.dumps({"splits": splits, "info": info}).encode()))
     except OSError as exc:
         log.warning("data: could not cache the split in %s (%s)", entry.parent, exc)
     return splits, info

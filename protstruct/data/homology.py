@@ -116,7 +116,7 @@ def mmseqs_version() -> str:
                           check=True).stdout.strip()
 
 
-def _run(args: list, cwd: Path) -> None:
+def run_mmseqs(args: list, cwd: Path) -> None:
     cmd = [mmseqs_binary(), *map(str, args)]
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -184,9 +184,9 @@ def homology_edges(sequences: list[str], identity: float, coverage: float, threa
     try:
         with open(work / "seqs.fasta", "w") as fh:
             fh.writelines(f">{i}\n{sequences[i].upper()}\n" for i in present)
-        _run(["createdb", "seqs.fasta", "db", "--dbtype", "1", "--shuffle", "0", "-v", "1"], work)
-        _run(["search", "db", "db", "aln", "tmp", *search_flags(identity, coverage, threads, exhaustive)], work)
-        _run(["convertalis", "db", "db", "aln", "aln.tsv", "--format-output", _COLUMNS,
+        run_mmseqs(["createdb", "seqs.fasta", "db", "--dbtype", "1", "--shuffle", "0", "-v", "1"], work)
+        run_mmseqs(["search", "db", "db", "aln", "tmp", *search_flags(identity, coverage, threads, exhaustive)], work)
+        run_mmseqs(["convertalis", "db", "db", "aln", "aln.tsv", "--format-output", _COLUMNS,
               "--threads", str(threads), "-v", "1"], work)
         edges = set()
         eps = 1e-9

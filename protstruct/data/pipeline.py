@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from protstruct.data.records import ProteinRecord
+from protstruct.data.records import ProteinRecord, aatype_codes
 
 
 class _Packed:
@@ -28,17 +28,20 @@ class _Packed:
         lengths = np.array([r.length for r in records], np.int32)
         self.lengths = tf.constant(lengths)
         self.offsets = tf.constant(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int32))
-        arrays = {"ca": np.concatenate([r.ca for r in records]).astype(np.float32),
-                  "mask": np.concatenate([r.mask for r in records])}
-        if "aatype" in needs:
-            arrays["aatype"] = np.concatenate([r.aatype() for r in records])
         if "pssm" in needs:
             lacking = [r.id for r in records if r.pssm is None]
             if lacking:
                 raise ValueError(f"features: PSSM pair features need a source with PSSMs (data=proteinnet); "
                                  f"{len(lacking)} record(s) have none, e.g. {lacking[0]}")
-            arrays["pssm"] = np.concatenate([r.pssm for r in records]).astype(np.float32)
-        self.arrays = {k: tf.constant(v) for k, v in arrays.items()}
+        mask = np.concatenate([r.mask for r in records])
+        # unobserved coordinates are zeroed, so a target's masked entries are exactly 0 (never NaN)
+        build = {"ca": lambda: np.where(mask[:, None], np.concatenate([r.ca for r in records]), 0).astype(np.float32),
+                 "mask": lambda: mask}
+        if "aatype" in needs:
+            build["aatype"] = lambda: aatype_codes("".join(r.sequence for r in records))
+        if "pssm" in needs:
+            build["pssm"] = lambda: np.concatenate([r.pssm for r in records]).astype(np.float32, copy=False)
+        self.arrays = {key: _host_array(make()) for key, make in build.items()}  # one array at a time
         self.count = len(records)
 
     def windows(self, index, start, crop_size: int) -> dict:
@@ -54,13 +57,25 @@ class _Packed:
         return window
 
 
+def _host_array(values: np.ndarray) -> tf.Variable:
+    """``values`` held once, in host memory. A ``tf.constant`` of a large array keeps two copies
+    (1.44 GB of PSSM rows became 2.8 GB) and a tf.data function capturing it may copy it again; a
+    variable is one copy, read in place by every pipeline (measured in experiments/bench)."""
+    with tf.device("/CPU:0"):
+        return tf.Variable(values, trainable=False)
+
+
 def _examples(window: dict, crop_size: int, features):
-    ca, observed = window["ca"], window["mask"] & window["inside"]
-    diff = ca[..., :, None, :] - ca[..., None, :, :]
-    pair = observed[..., :, None] & observed[..., None, :]
+    ca, observed = window["ca"], tf.cast(window["mask"] & window["inside"], tf.float32)
+    pair = observed[..., :, None] * observed[..., None, :]
+    # one (…, L, L) plane per axis: half the time of an (…, L, L, 3) difference tensor, same sums
+    squared = 0.0
+    for axis in range(3):
+        coord = ca[..., axis]
+        delta = coord[..., :, None] - coord[..., None, :]
+        squared += delta * delta
     # the sqrt of 0 has an infinite gradient; targets carry no gradient but keep them finite anyway
-    dist = tf.where(pair, tf.sqrt(tf.reduce_sum(diff * diff, -1) + 1e-12), 0.0)
-    target = tf.stack([dist, tf.cast(pair, tf.float32)], -1)
+    target = tf.stack([tf.sqrt(squared + 1e-12) * pair, pair], -1)
     x = features(window)
     x.set_shape([None, crop_size, crop_size, features.channels])
     target.set_shape([None, crop_size, crop_size, 2])
@@ -101,18 +116,24 @@ def centred_start(length: int, crop_size: int) -> int:
 
 
 def train_dataset(records, crop_size: int, batch_size: int, features, seed: int, epochs: int = 1,
-                  first_epoch: int = 0) -> tf.data.Dataset:
-    """Epochs ``first_epoch`` … ``epochs - 1`` of random training crops, one after the other, each
-    ``steps_per_epoch(len(records), batch_size)`` batches. Epoch e's shuffle and windows depend only
-    on (seed, e), so a job resumed at epoch e sees exactly what it would have seen."""
+                  first_epoch: int = 0, clusters=None, steps: int | None = None) -> tf.data.Dataset:
+    """Epochs ``first_epoch`` … ``epochs - 1`` of random training crops, one after the other. Epoch
+    e's draw, shuffle and windows depend only on (seed, e), so a job resumed at epoch e sees exactly
+    what it would have seen.
+
+    ``clusters`` (one integer label per record, e.g. from :mod:`protstruct.data.clusters`): each
+    epoch draws one member of every cluster, so large families do not dominate; without it, every
+    record once. ``steps`` caps the batches of an epoch (see :func:`epoch_steps`)."""
     packed = _Packed(records, features.needs)
-    count = packed.count
+    draw = None if clusters is None else _ClusterDraw(clusters, packed.count)
+    steps = epoch_steps(len(records), batch_size, clusters, steps)
     base_seed = tf.constant([int(seed), 0], tf.int64)
 
     def one_epoch(epoch):
         epoch_seed = tf.random.experimental.stateless_fold_in(base_seed, epoch)
-        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int32), epoch_seed)
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        chosen = tf.range(packed.count, dtype=tf.int32) if draw is None else draw(epoch_seed)
+        order = tf.random.experimental.stateless_shuffle(chosen, epoch_seed)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).take(steps)
         return batches.enumerate().map(
             lambda step, index: (index, tf.random.experimental.stateless_fold_in(epoch_seed, step)))
 
@@ -127,11 +148,50 @@ def train_dataset(records, crop_size: int, batch_size: int, features, seed: int,
     return _finish(data, random_crops)
 
 
+class _ClusterDraw:
+    """One random member of every cluster, as record indices (a new draw per epoch seed)."""
+
+    def __init__(self, clusters, count: int):
+        labels = np.asarray(clusters)
+        if labels.shape != (count,) or labels.dtype.kind not in "iu":
+            raise ValueError(f"clusters: expected one integer label per training record ({count}), "
+                             f"got shape {labels.shape} and dtype {labels.dtype}")
+        by_cluster = np.argsort(labels, kind="stable")
+        _, starts, sizes = np.unique(labels[by_cluster], return_index=True, return_counts=True)
+        self.members = tf.constant(by_cluster.astype(np.int32))
+        self.starts = tf.constant(starts.astype(np.int32))
+        self.sizes = tf.constant(sizes.astype(np.int32))
+
+    def __call__(self, epoch_seed):
+        draw_seed = tf.random.experimental.stateless_fold_in(epoch_seed, -1)
+        u = tf.random.stateless_uniform(tf.shape(self.sizes), draw_seed)
+        offset = tf.minimum(tf.cast(u * tf.cast(self.sizes, tf.float32), tf.int32), self.sizes - 1)
+        return tf.gather(self.members, self.starts + offset)
+
+
 def steps_per_epoch(n_records: int, batch_size: int) -> int:
     return -(-n_records // batch_size)
 
 
-def eval_dataset(records, crop_size: int, batch_size: int, features) -> tf.data.Dataset:
+def epoch_steps(n_records: int, batch_size: int, clusters=None, cap: int | None = None) -> int:
+    """Batches per training epoch: one pass over the records (or one draw per cluster), at most ``cap``."""
+    drawn = n_records if clusters is None else len(np.unique(np.asarray(clusters)))
+    steps = steps_per_epoch(drawn, batch_size)
+    if cap is not None:
+        if int(cap) < 1:
+            raise ValueError(f"trainer.steps_per_epoch: expected a positive number of batches or null, got {cap}")
+        steps = min(steps, int(cap))
+    return steps
+
+
+EVAL_CACHE_BYTES = 512 * 2**20  # evaluation windows are kept in memory up to this size
+
+
+def eval_dataset(records, crop_size: int, batch_size: int, features,
+                 cache_bytes: int = EVAL_CACHE_BYTES) -> tf.data.Dataset:
+    """The centred windows of ``records``, in order. They are computed once and kept in memory when
+    they fit in ``cache_bytes`` (features + target, float32), else recomputed on every pass: 1,000
+    chains at crop 256 with PSSM features would hold 22 GB."""
     packed = _Packed(records, features.needs)
     starts = tf.constant([centred_start(r.length, crop_size) for r in records], tf.int32)
     data = tf.data.Dataset.range(packed.count).batch(batch_size)
@@ -140,7 +200,9 @@ def eval_dataset(records, crop_size: int, batch_size: int, features) -> tf.data.
         index = tf.cast(index, tf.int32)
         return _examples(packed.windows(index, tf.gather(starts, index), crop_size), crop_size, features)
 
-    return _finish(data, centred_crops).cache()
+    data = _finish(data, centred_crops)
+    size = len(records) * crop_size * crop_size * (features.channels + 2) * 4
+    return data.cache() if size <= cache_bytes else data
 
 
 def eval_targets(records, crop_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,16 @@ import numpy as np
 STANDARD_AA = "ACDEFGHIKLMNPQRSTVWY"
 
 
+_AATYPE_TABLE = np.full(256, 20, np.int32)  # byte → residue type; anything unexpected is unknown (20)
+_AATYPE_TABLE[np.frombuffer(STANDARD_AA.encode(), np.uint8)] = np.arange(20)
+
+
+def aatype_codes(sequence: str) -> np.ndarray:
+    """Residue types of a sequence (or of many, joined) as int32: 0-19 in STANDARD_AA order, 20 for
+    anything else — one table look-up per residue, fast enough for 10⁷ residues."""
+    return _AATYPE_TABLE[np.frombuffer(sequence.encode("ascii", "replace"), np.uint8)]
+
+
 @dataclass(frozen=True)
 class ProteinRecord:
     """One protein chain: sequence, C-alpha coordinates (Å) and a per-residue mask.
@@ -36,8 +46,7 @@ class ProteinRecord:
 
     def aatype(self) -> np.ndarray:
         """Residue types as integers: 0-19 in STANDARD_AA order, 20 for unknown (X)."""
-        lookup = {aa: i for i, aa in enumerate(STANDARD_AA)}
-        return np.array([lookup.get(aa, 20) for aa in self.sequence], np.int32)
+        return aatype_codes(self.sequence)
 
     @property
     def length(self) -> int:

@@ -6,6 +6,7 @@ ever sees :class:`Splits`.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 from protstruct.data import embedded, folder
 from protstruct.data.records import ProteinRecord
 from protstruct.data.structures import Skip
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,6 +85,16 @@ def _limit(records: list, n: int | None) -> list:
     return records if n is None else records[:n]
 
 
+def spread_sample(records: list, n: int | None) -> list:
+    """At most ``n`` records, evenly spaced over the list (deterministic; order kept), so a capped
+    validation set keeps the mix of its sources (e.g. ProteinNet's identity bins, stored in order)."""
+    if n is None or len(records) <= n:
+        return records
+    if n < 1:
+        raise ValueError(f"data.val_sample: expected a positive count or null, got {n}")
+    return [records[i * len(records) // n] for i in range(n)]
+
+
 def embedded_source(path: str | None = None, limit: dict | None = None) -> Splits:
     """The embedded real set with its fixed cluster split; ``limit`` caps each split (smoke runs)."""
     file = Path(path) if path else embedded.DEFAULT_PATH
@@ -98,7 +111,7 @@ def embedded_source(path: str | None = None, limit: dict | None = None) -> Split
     )
 
 
-def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, **layout) -> Splits:
+def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, val_sample, **layout) -> Splits:
     # any file name must print in MLflow and CSV files
     from protstruct.data.cache import shown
 
@@ -110,6 +123,10 @@ def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, **la
                                          split_info=split_info, **layout)
     limit = dict(limit or {})
     by_split = {s: [r for r, sp in zip(records, splits) if sp == s] for s in embedded.SPLITS}
+    if val_sample is not None and len(by_split["val"]) > int(val_sample):
+        log.info("data: validating on %d of %d validation chains (data.val_sample)", int(val_sample),
+                 len(by_split["val"]))
+        by_split["val"] = spread_sample(by_split["val"], int(val_sample))
     resolved = Path(path).expanduser().resolve()
     return Splits(*(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
                   name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved), split_info=split_info)
@@ -117,21 +134,23 @@ def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, **la
 
 def proteinnet_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
                       cache_dir: str | None = None, limit: dict | None = None, thinning: int | None = None,
-                      validation_identity=None, split: dict | None = None) -> Splits:
+                      validation_identity=None, split: dict | None = None, val_sample: int | None = None) -> Splits:
     """ProteinNet text or TFRecord file(s). A casp folder (``training_<N>``/``validation``/``testing``
     or ``training/<N>/``, ``validation/``, ``testing/`` shards) keeps ProteinNet's own split, with
     ``thinning`` choosing the training set and ``validation_identity`` (one bin or a list) the
     validation bins; files named training*/validation*/testing* keep theirs; anything else is split
-    by homology (``split``: identity, coverage)."""
-    return _from_folder("proteinnet", path, min_length, max_length, cache_dir, limit,
+    by homology (``split``: identity, coverage). ``val_sample`` caps the validation set (evenly spread)."""
+    return _from_folder("proteinnet", path, min_length, max_length, cache_dir, limit, val_sample,
                         thinning=thinning, validation_identity=validation_identity, **_split_settings(split))
 
 
 def structures_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
-                      cache_dir: str | None = None, limit: dict | None = None, split: dict | None = None) -> Splits:
+                      cache_dir: str | None = None, limit: dict | None = None, split: dict | None = None,
+                      val_sample: int | None = None) -> Splits:
     """A folder (searched recursively) of PDB/mmCIF files, split by homology (``split``: identity,
-    coverage) with the chains of one entry kept together."""
-    return _from_folder("structures", path, min_length, max_length, cache_dir, limit, **_split_settings(split))
+    coverage) with the chains of one entry kept together; ``val_sample`` caps the validation set."""
+    return _from_folder("structures", path, min_length, max_length, cache_dir, limit, val_sample,
+                        **_split_settings(split))
 
 
 def _split_settings(split: dict | None) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import keras
 
@@ -39,3 +40,18 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         if bad:
             raise NonFiniteLoss(f"epoch {epoch}: non-finite {bad}; stopping instead of training on garbage "
                                 f"(lower optimizer.learning_rate?)")
+
+
+class FirstStepTimer(keras.callbacks.Callback):
+    """Logs ``time/to_first_step_seconds``: from ``since`` (a ``time.perf_counter()``, the job's
+    start) to the end of the first training step — data loading, pipeline and model building,
+    tracing included: what a user waits before training really starts."""
+
+    def __init__(self, run_logger, since: float):
+        super().__init__()
+        self.run_logger, self.since, self.done = run_logger, since, False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.done:
+            self.done = True
+            self.run_logger.log_metrics({"time/to_first_step_seconds": time.perf_counter() - self.since})

@@ -74,3 +74,10 @@ def set_precision(precision: str) -> None:
     if precision not in allowed:
         raise ValueError(f"trainer.precision: expected one of {allowed}, got {precision!r}")
     keras.mixed_precision.set_global_policy(precision)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -34,23 +34,42 @@ def summarize(sse: np.ndarray, n_pairs: np.ndarray) -> dict[str, float]:
     return {"mse": mse, "rmse": float(np.sqrt(mse)), "mse_seed": float(sse[keep].mean() * PM2_PER_A2)}
 
 
-def separation_profile(records, max_sep: int) -> np.ndarray:
-    """Mean training distance at each sequence separation |i - j| < max_sep (Å)."""
+def separation_profile(records, max_sep: int, chunk_residues: int = 2_000_000) -> np.ndarray:
+    """Mean training distance at each sequence separation |i - j| < max_sep (Å).
+
+    Only the first ``max_sep`` diagonals of each chain matter, so the work is O(residues × max_sep),
+    not O(Σ L²): the chains are laid end to end (``chunk_residues`` at a time) and separation s is
+    the distance between residue k and k + s wherever both are observed and in the same chain."""
     total = np.zeros(max_sep)
     count = np.zeros(max_sep)
-    for r in records:
-        d, p = r.distance_matrix(), r.pair_mask()
-        i, j = np.nonzero(np.triu(p, 1))
-        sep = j - i
-        inside = sep < max_sep
-        np.add.at(total, sep[inside], d[i[inside], j[inside]])
-        np.add.at(count, sep[inside], 1)
+    for part in _chunks(records, chunk_residues):
+        ca = np.concatenate([r.ca for r in part])
+        mask = np.concatenate([r.mask for r in part])
+        chain = np.repeat(np.arange(len(part)), [r.length for r in part])
+        for sep in range(1, min(max_sep, len(mask))):
+            pair = mask[sep:] & mask[:-sep] & (chain[sep:] == chain[:-sep])
+            # float32 differences and distances, as ProteinRecord.distance_matrix computes them
+            diff = (ca[sep:][pair] - ca[:-sep][pair]).astype(np.float64)
+            total[sep] += np.sqrt((diff * diff).sum(-1)).astype(np.float32).sum(dtype=np.float64)
+            count[sep] += pair.sum()
     profile = np.divide(total, count, out=np.zeros(max_sep), where=count > 0)
     # separations never seen in training keep the last seen mean rather than predicting 0
     for s in range(1, max_sep):
         if count[s] == 0:
             profile[s] = profile[s - 1]
     return profile
+
+
+def _chunks(records, residues: int):
+    part, size = [], 0
+    for r in records:
+        part.append(r)
+        size += r.length
+        if size >= residues:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
 
 
 def separation_baseline(profile: np.ndarray, crop_size: int) -> np.ndarray:

@@ -11,11 +11,11 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from protstruct.data import pipeline
+from protstruct.data import clusters, folder, homology, pipeline
 from protstruct.models.model import build_model
 from protstruct.tracking import artifacts, mlflow_store, models
 from protstruct.train import device, evaluate
-from protstruct.train.callbacks import MlflowEpochLogger
+from protstruct.train.callbacks import FirstStepTimer, MlflowEpochLogger
 from protstruct.train.checkpoint import EpochCheckpoint
 from protstruct.train.losses import MaskedRMSE
 
@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path, checkpoints: Path,
-                     resume: dict | None = None) -> dict[str, float]:
-    """Train one job (from ``resume``, a checkpoint, when given), evaluate it, log everything."""
+                     resume: dict | None = None, job_started: float | None = None) -> dict[str, float]:
+    """Train one job (from ``resume``, a checkpoint, when given), evaluate it, log everything.
+    ``job_started`` (a ``time.perf_counter()``) is when the job began, for ``time/to_first_step_seconds``."""
     splits.require_all_splits()
     strategy = _prepare_device(cfg, run_logger)
     _log_data(splits, run_logger, workdir)
@@ -34,14 +35,16 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path, checkpo
     run_logger.log_metrics({"model/params": model.count_params()})
 
     started = time.perf_counter()
-    stopper, history = _train(cfg, model, splits, features, run_logger, checkpoints, resume)
+    stopper, history = _train(cfg, model, splits, features, run_logger, checkpoints, resume,
+                              started if job_started is None else job_started)
     fit_seconds = time.perf_counter() - started
     # test metrics from the restored best-validation weights, per protein on the fixed windows
     pred = model.predict(pipeline.eval_dataset(splits.test, crop, batch, features), verbose=0)
     metrics, per_protein, sample = evaluate.test_evaluation(pred, splits.test, splits.train, crop)
     metrics.update({"train/best_epoch": stopper.best_epoch, "train/epochs_run": len(history),
                     "time/fit_seconds": fit_seconds,
-                    "time/fit_and_test_seconds": time.perf_counter() - started})
+                    "time/fit_and_test_seconds": time.perf_counter() - started,
+                    "memory/peak_rss_mb": device.peak_rss_mb()})
     model_id = None
     if cfg.tracking.log_model:  # stored once, as an MLflow Model the test metrics are linked to
         example = pipeline.window_features(splits.test[0], 0, crop, features)
@@ -102,7 +105,24 @@ def _build_model(cfg: DictConfig, features, crop: int, strategy) -> keras.Model:
     return model
 
 
-def _train(cfg: DictConfig, model, splits, features, run_logger, checkpoints: Path, resume: dict | None):
+def _train_clusters(cfg: DictConfig, splits, run_logger):
+    """Cluster labels of the training chains for ``data.sampling=cluster`` (None for ``chain``)."""
+    sampling = str(cfg.data.get("sampling") or "chain")
+    if sampling not in ("chain", "cluster"):
+        raise ValueError(f"data.sampling: expected chain or cluster, got {sampling!r}")
+    if sampling == "chain":
+        return None
+    split = cfg.data.get("split") or {}
+    cache_dir = cfg.data.get("cache_dir")
+    labels = clusters.train_clusters(splits.train, float(split.get("identity", homology.DEFAULT_IDENTITY)),
+                                     float(split.get("coverage", homology.DEFAULT_COVERAGE)),
+                                     Path(str(cache_dir)).expanduser() if cache_dir else folder.default_cache_dir())
+    run_logger.log_metrics({"data/train_clusters": len(np.unique(labels))})
+    return labels
+
+
+def _train(cfg: DictConfig, model, splits, features, run_logger, checkpoints: Path, resume: dict | None,
+           job_started: float):
     """``fit`` with early stopping, a checkpoint per epoch and per-epoch MLflow logging (after the
     checkpoint, so a resumed run never logs an epoch twice)."""
     crop, batch, epochs = int(cfg.data.crop_size), int(cfg.trainer.batch_size), int(cfg.trainer.epochs)
@@ -117,12 +137,14 @@ def _train(cfg: DictConfig, model, splits, features, run_logger, checkpoints: Pa
         epoch_logger.restore(resume["logs"])
         run_logger.log_metrics({"train/resumed_from_epoch": first})
         log.info("resuming from the checkpoint after epoch %d of %d (%s)", first, epochs, resume["dir"])
+    labels = _train_clusters(cfg, splits, run_logger)
+    steps = pipeline.epoch_steps(len(splits.train), batch, labels, cfg.trainer.get("steps_per_epoch"))
     train_ds = pipeline.train_dataset(splits.train, crop, batch, features, int(cfg.seed), epochs=epochs,
-                                      first_epoch=first)
+                                      first_epoch=first, clusters=labels, steps=steps)
     val_ds = pipeline.eval_dataset(splits.val, crop, batch, features)
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=first,
-              steps_per_epoch=pipeline.steps_per_epoch(len(splits.train), batch),
-              callbacks=[stopper, checkpoint, epoch_logger], verbose=int(cfg.trainer.verbose), shuffle=False)
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=first, steps_per_epoch=steps,
+              callbacks=[FirstStepTimer(run_logger, job_started), stopper, checkpoint, epoch_logger],
+              verbose=int(cfg.trainer.verbose), shuffle=False)
     return stopper, epoch_logger.history
 
 

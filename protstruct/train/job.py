@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import traceback
 from importlib import metadata
 from pathlib import Path
@@ -140,6 +141,7 @@ def _key(cfg: DictConfig, resolved: dict, splits) -> str:
 
 
 def run_job(cfg: DictConfig) -> float:
+    job_started = time.perf_counter()
     ctx = _context()
     threads = device.set_cpu_threads(ctx["workers"], _engine_cpus())
     console.import_tensorflow()  # after the thread settings, which only a fresh TensorFlow reads
@@ -151,7 +153,9 @@ def run_job(cfg: DictConfig) -> float:
         client = mlflow_store.client_for(cfg.tracking.uri)
         liveness.reap_vanished(client)
         exp_id = mlflow_store.ensure_experiment(client, cfg.tracking.experiment, cfg.tracking.artifact_root)
+        load_started = time.perf_counter()
         splits = instantiate(cfg.data.source)
+        load_seconds = time.perf_counter() - load_started
         resolved = OmegaConf.to_container(cfg, resolve=True)
         key = _key(cfg, resolved, splits)
         done = resume.finished_run(client, exp_id, key)
@@ -174,6 +178,7 @@ def run_job(cfg: DictConfig) -> float:
             _log_config(run_logger, resolved, ctx)
         log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
                  f" ({threads} CPU threads)" if threads else "")
+        run_logger.log_metrics({"time/data_load_seconds": load_seconds})
         if threads:
             run_logger.set_tags({"protstruct.cpu_threads": str(threads)})
         ctx["monitor"] = _system_metrics(cfg, run_logger, resumed=stopped is not None)
@@ -182,7 +187,7 @@ def run_job(cfg: DictConfig) -> float:
 
         with tempfile.TemporaryDirectory() as tmp:
             metrics = fit_and_evaluate(cfg, splits, run_logger, Path(tmp), checkpoints,
-                                       latest(checkpoints) if stopped is not None else None)
+                                       latest(checkpoints) if stopped is not None else None, job_started)
         status = "FINISHED"
         if not cfg.trainer.keep_checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
