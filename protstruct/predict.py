@@ -36,14 +36,26 @@ def load_run(ref: str, uri: str):
     run's ``model/model.keras``) is loaded in Keras' safe mode with only protstruct's own classes
     (``load_saved_model``) — never through ``mlflow.pyfunc``; nothing in them is imported or
     instantiated by name. Anything unexpected is a ValueError naming the artifact."""
-    from omegaconf import OmegaConf
-
-    from protstruct.data.features import features_from_spec
-    from protstruct.models.saved import load_saved_model
-    from protstruct.tracking import liveness, mlflow_store, models
+    from protstruct.tracking import liveness, mlflow_store
 
     client = mlflow_store.client_for(uri)
     liveness.reap_vanished(client)
+    run_id, model_id = _finished_run(client, ref)
+    with tempfile.TemporaryDirectory() as tmp:
+        features, crop = _read_run_config(client, run_id, tmp)
+        model, where_model = _read_model(client, run_id, model_id, tmp)
+    expected = (None, crop, crop, features.channels)
+    got = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else f"{len(model.inputs)} inputs"
+    if got != expected:
+        raise ValueError(f"{where_model}: the model's input is {got}, but {RESOLVED} (data.crop_size, "
+                         f"features) implies {expected}")
+    return model, features, crop
+
+
+def _finished_run(client, ref: str) -> tuple[str, str | None]:
+    """(run id, model id or None) that ``ref`` names; the run must be FINISHED."""
+    from protstruct.tracking import models
+
     try:
         run_id, model_id = models.resolve(client, ref)
         run = client.get_run(run_id)
@@ -53,35 +65,45 @@ def load_run(ref: str, uri: str):
         raise ValueError(f"--model {ref}: {' '.join(str(exc).split())[:300]}") from None
     if run.info.status != "FINISHED":
         raise ValueError(f"--model {ref}: run {run_id} is {run.info.status}, expected FINISHED")
+    return run_id, model_id
+
+
+def _read_run_config(client, run_id: str, tmp: str):
+    """(features, crop size) from the run's ``config/resolved.yaml``, read as plain data."""
+    from omegaconf import OmegaConf
+
+    from protstruct.data.features import features_from_spec
+
     where_cfg = f"run {run_id} artifact {RESOLVED}"
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            cfg_path = client.download_artifacts(run_id, RESOLVED, tmp)
-        except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"{where_cfg}: cannot be downloaded ({type(exc).__name__})") from None
-        try:
-            cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False)
-        except Exception as exc:  # noqa: BLE001  (not YAML, not a mapping, …)
-            raise ValueError(f"{where_cfg}: not a readable config ({type(exc).__name__}: {exc})") from None
-        if not isinstance(cfg, dict):
-            raise ValueError(f"{where_cfg}: expected a mapping, got {type(cfg).__name__}")
-        features = features_from_spec(cfg.get("features"), where_cfg)
-        data = cfg.get("data")
-        crop = data.get("crop_size") if isinstance(data, dict) else None
-        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 1:
-            raise ValueError(f"{where_cfg}: data.crop_size must be a positive integer, got {crop!r}")
-        where_model = f"run {run_id} artifact {MODEL}" if model_id is None else f"model {model_id} artifact {models.KERAS_FILE}"
-        try:
-            model_path, where_model = models.download_keras(client, run_id, model_id, tmp)
-        except Exception:  # noqa: BLE001
-            raise ValueError(f"{where_model}: missing (tracking.log_model was off?)") from None
-        model = load_saved_model(model_path, where_model)
-    expected = (None, crop, crop, features.channels)
-    got = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else f"{len(model.inputs)} inputs"
-    if got != expected:
-        raise ValueError(f"{where_model}: the model's input is {got}, but {RESOLVED} (data.crop_size, "
-                         f"features) implies {expected}")
-    return model, features, crop
+    try:
+        cfg_path = client.download_artifacts(run_id, RESOLVED, tmp)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"{where_cfg}: cannot be downloaded ({type(exc).__name__})") from None
+    try:
+        cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False)
+    except Exception as exc:  # noqa: BLE001  (not YAML, not a mapping, …)
+        raise ValueError(f"{where_cfg}: not a readable config ({type(exc).__name__}: {exc})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{where_cfg}: expected a mapping, got {type(cfg).__name__}")
+    features = features_from_spec(cfg.get("features"), where_cfg)
+    data = cfg.get("data")
+    crop = data.get("crop_size") if isinstance(data, dict) else None
+    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 1:
+        raise ValueError(f"{where_cfg}: data.crop_size must be a positive integer, got {crop!r}")
+    return features, crop
+
+
+def _read_model(client, run_id: str, model_id: str | None, tmp: str):
+    """(keras model, where it came from) of the run's MLflow Model, or an older run's artifact."""
+    from protstruct.models.saved import load_saved_model
+    from protstruct.tracking import models
+
+    where_model = f"run {run_id} artifact {MODEL}" if model_id is None else f"model {model_id} artifact {models.KERAS_FILE}"
+    try:
+        model_path, where_model = models.download_keras(client, run_id, model_id, tmp)
+    except Exception:  # noqa: BLE001
+        raise ValueError(f"{where_model}: missing (tracking.log_model was off?)") from None
+    return load_saved_model(model_path, where_model), where_model
 
 
 def output_name(record_id: str) -> str:
@@ -129,7 +151,7 @@ def _record(args):
     return records[0], True
 
 
-def main(argv=None) -> int:
+def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", "--run-id", dest="model", required=True,
                         help="a run id, runs:/RUN_ID, models:/NAME@ALIAS, models:/NAME/VERSION or models:/MODEL_ID")
@@ -137,11 +159,25 @@ def main(argv=None) -> int:
     source.add_argument("--structure", help="a PDB/mmCIF file (.gz too)")
     source.add_argument("--sequence", help="a one-letter amino-acid sequence")
     parser.add_argument("--chain", default=None, help="chain id in --structure (default: the first protein chain)")
-    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: the project's SQLite store)")
     parser.add_argument("--out", type=Path, default=Path("predictions"))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _output_paths(out: Path, name: str) -> tuple[Path, Path]:
+    """``<name>.npy`` and ``<name>.png`` inside ``out`` (output_name allows no separator; checked
+    anyway, before anything is written)."""
+    paths = out / f"{name}.npy", out / f"{name}.png"
+    for path in paths:
+        if path.resolve().parent != out.resolve():
+            raise ValueError(f"output {path} would not be inside --out {out}")
+    return paths
+
+
+def main(argv=None) -> int:
+    args = _arguments(argv)
     console.import_tensorflow()
-    from protstruct.report.__main__ import default_uri
+    from protstruct.tracking.default_store import default_uri
 
     try:
         record, has_truth = _record(args)
@@ -150,33 +186,17 @@ def main(argv=None) -> int:
             raise ValueError("this run's features need a PSSM, which a structure or sequence does not provide")
         pred = predict_matrix(model, record, crop, features)
         name = output_name(record.id)
-        npy, png = args.out / f"{name}.npy", args.out / f"{name}.png"
-        for path in (npy, png):  # output_name allows no separator; checked anyway, before writing
-            if path.resolve().parent != args.out.resolve():
-                raise ValueError(f"output {path} would not be inside --out {args.out}")
+        npy, png = _output_paths(args.out, name)
     except (ValueError, FileNotFoundError) as exc:
         print(f"protstruct.predict: {exc}", file=sys.stderr)
         return 2
+    from protstruct.report.figures import distance_maps
+
     args.out.mkdir(parents=True, exist_ok=True)
     np.save(npy, pred.astype(np.float32))
-    _plot(pred, record.distance_matrix() if has_truth else None, record.pair_mask(), png, name)
+    distance_maps(pred, record.distance_matrix() if has_truth else None, record.pair_mask(), png, name)
     print(f"wrote {npy} ({record.length}×{record.length}) and {png}")
     return 0
-
-
-def _plot(pred, true, mask, path: Path, title: str):
-    from protstruct.report.figures import _plt
-
-    plt = _plt()
-    panels = [("predicted", pred)] + ([("true", np.where(mask, true, np.nan))] if true is not None else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
-    vmax = float(np.nanmax([np.nanmax(p) for _, p in panels]))
-    for ax, (label, m) in zip(axes[0], panels):
-        im = ax.imshow(m, vmin=0, vmax=vmax, cmap="viridis_r")
-        ax.set_title(f"{title}: {label}")
-    fig.colorbar(im, ax=axes, shrink=0.8, label="Å")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

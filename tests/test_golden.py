@@ -24,6 +24,11 @@ pinned, their values are not; ``system/*`` is left out. On a GPU host the values
 Regenerate after an intended change, then review the diff of ``tests/golden/``::
 
     PROTSTRUCT_UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_golden.py
+
+Intended changes so far (issue 14): the heatmap caption is computed from the runs' own decoders;
+the paired comparison's note names what pairing left out, seed by seed; the published numbers come
+from ``conf/study/p0_vs_p1.yaml`` and say "original" where they said "seed" (the fixed store keeps
+the old names a store holds: ``dropout=seed``, ``test/mse_seed``, and the report shows them so).
 """
 from __future__ import annotations
 

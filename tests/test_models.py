@@ -1,23 +1,53 @@
-"""The seed's models, parameter for parameter, and the stride rules of the decoders."""
+"""The original report's models, parameter for parameter, and the stride rules of the decoders."""
 from __future__ import annotations
+
+from functools import partial
 
 import pytest
 from hydra.utils import instantiate
 
-from protstruct.models import backbones, decoders
+from protstruct.models import backbones, decoders, geometry
 from protstruct.models.model import build_model
-from tests.test_config import _compose
+from tests.compose import compose_config
 
 
 @pytest.mark.parametrize("experiment,params", [("p0", 26_033_409), ("p1", 26_015_233)])
-def test_seed_models_have_exact_parameter_counts_at_crop_256(experiment, params):
-    cfg = _compose(f"experiment={experiment}")
+def test_original_models_have_exact_parameter_counts_at_crop_256(experiment, params):
+    cfg = compose_config(f"experiment={experiment}")
     model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), cfg.data.crop_size, 1,
                         cfg.backbone.output_stride, cfg.dropout.rate)
     assert model.count_params() == params
     assert model.output.shape == (None, 256, 256, 1)
     has_dropout = any(layer.__class__.__name__ == "Dropout" for layer in model.layers)
     assert has_dropout == (experiment == "p1")
+
+
+@pytest.mark.parametrize("decoder", ["upsample", "bilinear"])
+def test_upsample_and_bilinear_decoders_differ_only_in_interpolation(decoder):
+    cfg = compose_config("experiment=p1", f"decoder={decoder}")
+    model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), cfg.data.crop_size, 1,
+                        cfg.backbone.output_stride, cfg.dropout.rate)
+    assert model.count_params() == 26_015_233  # P1's, whichever the interpolation
+    ups = [layer for layer in model.layers if layer.__class__.__name__ == "UpSampling2D"]
+    assert [u.size for u in ups] == [(2, 2), (2, 2), (8, 8)]
+    assert {u.interpolation for u in ups} == {"nearest" if decoder == "upsample" else "bilinear"}
+
+
+def test_unknown_interpolation_is_a_clear_error():
+    with pytest.raises(ValueError, match="decoder.interpolation: expected one of"):
+        build_model(backbones.small_cnn, partial(decoders.upsample, interpolation="cubic"), 16, 1, 8)
+
+
+def test_unknown_target_transform_names_its_config_key():
+    with pytest.raises(ValueError, match="target.transform: expected one of"):
+        build_model(backbones.small_cnn, decoders.upsample, 16, 1, 8, output_transform="furlong")
+
+
+def test_decoder_geometry_names_p0s_last_transposed_convolution():
+    assert geometry.last_transposed("transpose", 32, 3, 3) == (3, 8)  # P0 on ResNet50
+    assert geometry.reached_cells(3, 8) == 9  # of every 64 output cells
+    assert geometry.last_transposed("transpose", 8, 3, 3) == (3, 2) and geometry.reached_cells(3, 2) == 4
+    assert geometry.last_transposed("upsample", 32, 2, 3) is None
 
 
 def test_p0_decoder_strides_are_2_2_8_for_resnet50():
@@ -47,7 +77,7 @@ def test_dropout_rate_out_of_range_is_a_clear_error():
 @pytest.mark.parametrize("attention", ["none", "self_attention"])
 @pytest.mark.parametrize("target", ["angstrom", "log"])
 def test_beyond_variants_build_and_keep_the_output_shape(decoder, attention, target):
-    cfg = _compose(f"decoder={decoder}", f"attention={attention}", f"target={target}", "backbone=small_cnn")
+    cfg = compose_config(f"decoder={decoder}", f"attention={attention}", f"target={target}", "backbone=small_cnn")
     model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 32, 1,
                         cfg.backbone.output_stride, 0.3, neck=instantiate(cfg.attention),
                         output_transform=cfg.target.transform)
@@ -72,7 +102,7 @@ def test_icnr_starts_subpixel_as_nearest_neighbour_upsampling():
 
 
 def test_mobilenet_backbone_builds_with_one_channel():
-    cfg = _compose("backbone=mobilenet_v2")
+    cfg = compose_config("backbone=mobilenet_v2")
     model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 64, 1, cfg.backbone.output_stride)
     assert model.output.shape == (None, 64, 64, 1)
 
@@ -81,7 +111,7 @@ def test_models_with_custom_layers_save_and_load(tmp_path):
     import keras
     import numpy as np
 
-    cfg = _compose("decoder=subpixel", "attention=self_attention", "target=log", "backbone=small_cnn")
+    cfg = compose_config("decoder=subpixel", "attention=self_attention", "target=log", "backbone=small_cnn")
     model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 32, 1,
                         cfg.backbone.output_stride, 0.0, neck=instantiate(cfg.attention),
                         output_transform=cfg.target.transform)

@@ -28,7 +28,7 @@ def _set_bn_momentum(model: keras.Model, momentum: float | None) -> keras.Model:
 
 
 def resnet50(input_shape, output_stride: int = 32, bn_momentum: float | None = None) -> keras.Model:
-    """The seed's backbone: ResNet50, no pretrained weights, any number of input channels."""
+    """The original report's backbone: ResNet50, no pretrained weights, any number of input channels."""
     return keras_application(input_shape, "ResNet50", output_stride, bn_momentum)
 
 

@@ -1,24 +1,19 @@
 """Decoders: ``(feature_map, output_stride, dropout_rate) -> (B, H, W, 1)`` distance map.
 
-Both seed decoders double the resolution in every layer but the last, whose factor is whatever
-remains of the backbone's output stride (8 for ResNet50's 32 after two doublings), then apply the
-optional dropout and a linear 1-filter 3x3 Conv2D head. Kernel 3, ``same`` padding, ReLU between
-layers, as the seed's model summaries imply.
+Both of the original report's decoders double the resolution in every layer but the last, whose
+factor is whatever remains of the backbone's output stride (8 for ResNet50's 32 after two
+doublings), then apply the optional dropout and a linear 1-filter 3x3 Conv2D head. Kernel 3,
+``same`` padding, ReLU between layers, as the original's model summaries imply. The stride rules
+are :mod:`protstruct.models.geometry`'s.
 """
 from __future__ import annotations
 
 import keras
 from keras import layers, ops
 
+from protstruct.models.geometry import final_factor, layer_factors
 
-def _final_factor(output_stride: int, doublings: int, what: str) -> int:
-    factor, rest = divmod(output_stride, 2 ** doublings)
-    if rest or factor < 1:
-        raise ValueError(
-            f"decoder.filters: {what} doubles {doublings} times, which does not divide the "
-            f"backbone's output stride {output_stride}"
-        )
-    return factor
+INTERPOLATIONS = ("nearest", "bilinear")
 
 
 def _head(x, dropout_rate: float, kernel_size: int):
@@ -33,32 +28,23 @@ def _head(x, dropout_rate: float, kernel_size: int):
 
 def transpose(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64, 32), kernel_size: int = 3):
     """P0: one Conv2DTranspose per filter count (strides 2, 2, …, remainder)."""
-    last = _final_factor(output_stride, len(filters) - 1, "the transpose decoder")
-    for i, f in enumerate(filters):
-        stride = last if i == len(filters) - 1 else 2
+    for f, stride in zip(filters, layer_factors(output_stride, len(filters), "the transpose decoder")):
         x = layers.Conv2DTranspose(f, kernel_size, strides=stride, padding="same", activation="relu")(x)
     return _head(x, dropout_rate, kernel_size)
 
 
-def upsample(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64), kernel_size: int = 3):
-    """P1: UpSampling2D(2) + Conv2D per filter count, then UpSampling2D(remainder)."""
-    last = _final_factor(output_stride, len(filters), "the upsample decoder")
+def upsample(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64), kernel_size: int = 3,
+             interpolation: str = "nearest"):
+    """P1: UpSampling2D(2) + Conv2D per filter count, then UpSampling2D(remainder); ``interpolation``
+    ``nearest`` (P1's, ``decoder=upsample``) or ``bilinear`` (``decoder=bilinear``)."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"decoder.interpolation: expected one of {INTERPOLATIONS}, got {interpolation!r}")
+    last = final_factor(output_stride, len(filters), f"the upsample decoder ({interpolation})")
     for f in filters:
-        x = layers.UpSampling2D(2)(x)
+        x = layers.UpSampling2D(2, interpolation=interpolation)(x)
         x = layers.Conv2D(f, kernel_size, padding="same", activation="relu")(x)
     if last > 1:
-        x = layers.UpSampling2D(last)(x)
-    return _head(x, dropout_rate, kernel_size)
-
-
-def bilinear(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64), kernel_size: int = 3):
-    """P1 with bilinear instead of nearest-neighbour resizing."""
-    last = _final_factor(output_stride, len(filters), "the bilinear decoder")
-    for f in filters:
-        x = layers.UpSampling2D(2, interpolation="bilinear")(x)
-        x = layers.Conv2D(f, kernel_size, padding="same", activation="relu")(x)
-    if last > 1:
-        x = layers.UpSampling2D(last, interpolation="bilinear")(x)
+        x = layers.UpSampling2D(last, interpolation=interpolation)(x)
     return _head(x, dropout_rate, kernel_size)
 
 
@@ -103,9 +89,7 @@ def _depth_to_space(x, r: int):
 
 def subpixel(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64, 32), kernel_size: int = 3):
     """Sub-pixel convolutions (Conv2D to f·r² channels, ICNR init, depth-to-space), strides as P0's."""
-    last = _final_factor(output_stride, len(filters) - 1, "the subpixel decoder")
-    for i, f in enumerate(filters):
-        r = last if i == len(filters) - 1 else 2
+    for f, r in zip(filters, layer_factors(output_stride, len(filters), "the subpixel decoder")):
         x = layers.Conv2D(f * r * r, kernel_size, padding="same", activation="relu",
                           kernel_initializer=ICNR(r))(x)
         x = DepthToSpace(r)(x)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import keras
 
-
 OUTPUT_TRANSFORMS = ("angstrom", "nanometre", "log")
 
 
@@ -15,7 +14,7 @@ class ToAngstrom(keras.layers.Layer):
     def __init__(self, transform: str = "angstrom", **kwargs):
         super().__init__(**kwargs)
         if transform not in OUTPUT_TRANSFORMS:
-            raise ValueError(f"model.output_transform: expected one of {OUTPUT_TRANSFORMS}, got {transform!r}")
+            raise ValueError(f"target.transform: expected one of {OUTPUT_TRANSFORMS}, got {transform!r}")
         self.transform = transform
 
     def call(self, x):

@@ -6,6 +6,8 @@
 A sweep is reported only when all its jobs are FINISHED (or reused); otherwise the report names
 the missing jobs and exits 2, unless --allow-partial (every output then says PARTIAL). Only a sweep
 run as exactly `study=S` may write into experiments/ (with --study S), and never a partial one.
+A study whose config has a `report.original` block (conf/study/p0_vs_p1.yaml) also gets the
+original report's published numbers beside its own.
 """
 from __future__ import annotations
 
@@ -13,26 +15,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-import protstruct.config  # noqa: F401  (resolvers for the default tracking URI)
-from protstruct.config import project_root
 from protstruct.report.build import make_report
 from protstruct.report.runs import Refused
+from protstruct.tracking.default_store import default_uri
 from protstruct.tracking.redact import redact
 
 
-def default_uri() -> str:
-    """The store ``conf/tracking/mlflow.yaml`` points jobs at, so the report reads what runs wrote."""
-    cfg = OmegaConf.load(project_root() / "conf" / "tracking" / "mlflow.yaml")
-    return OmegaConf.to_container(cfg, resolve=True)["uri"]
-
-
-def main(argv=None) -> int:
+def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: the project's SQLite store)")
     parser.add_argument("--experiment", default="p0_vs_p1", help="MLflow experiment name")
-    parser.add_argument("--study", default=None, help="only sweeps tagged with this study name")
+    parser.add_argument("--study", default=None,
+                        help="only sweeps tagged with this study name (default: any; the study's "
+                             "published numbers follow the sweep's study tag)")
     parser.add_argument("--parent-run-id", default=None, help="a specific sweep instead of the latest")
     parser.add_argument("--group-by", default="decoder,dropout", help="comma-separated config groups or keys")
     parser.add_argument("--reference", default="decoder=transpose,dropout=none",
@@ -44,7 +39,11 @@ def main(argv=None) -> int:
     parser.add_argument("--register", default=None, metavar="NAME",
                         help="register the champion's model (lowest mean best val/rmse variant, its best run) "
                              "as a new version of NAME with alias 'champion'")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _arguments(argv)
     keys = [k.strip() for k in args.group_by.split(",") if k.strip()]
     reference = dict(kv.split("=", 1) for kv in args.reference.split(",") if "=" in kv) or None
     try:

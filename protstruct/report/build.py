@@ -1,16 +1,14 @@
 """Assemble a sweep's report: tables, paired comparisons, figures, HTML; log them on the sweep."""
 from __future__ import annotations
 
-import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from protstruct.report import champion, evidence, figures, html, output, paired, runs, tables
+from protstruct.report import champion, evidence, figures, html, output, paired, published, runs, tables, variants
 from protstruct.tracking.redact import redact
-
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file clutters reports
 
 
 def paired_markdown(per_protein: pd.DataFrame, reference: str | None) -> tuple[str, pd.DataFrame]:
@@ -36,23 +34,77 @@ def paired_markdown(per_protein: pd.DataFrame, reference: str | None) -> tuple[s
     return "\n".join(lines) + "\n", pd.DataFrame(rows)
 
 
-def _write(folder: Path, experiment: str, text: str, table: pd.DataFrame, paired_table: pd.DataFrame,
-           found: evidence.Evidence, keys: list[str], partial: str | None) -> list[Path]:
+@dataclass
+class Report:
+    """A report's content, before it is written anywhere."""
+
+    text: str
+    table: pd.DataFrame
+    paired_table: pd.DataFrame
+    found: evidence.Evidence
+    captions: dict[str, str]
+    partial: str | None
+
+
+def _crop_size(children: pd.DataFrame) -> int | None:
+    crop = children.get("params.data.crop_size")
+    return int(crop.dropna().iloc[0]) if crop is not None and crop.notna().any() else None
+
+
+def _summary_text(sweep: runs.Sweep, experiment: str, study_name: str | None, keys: list[str],
+                  table: pd.DataFrame, names: dict[str, str]) -> str:
+    """The table, the study's published numbers (when its config has them) and the baseline's note."""
+    parent, crop_size = sweep.parent, _crop_size(sweep.children)
+    settings = (f"sweep run {parent.info.run_id} ({redact(parent.info.run_name or '')}), experiment {experiment!r}, "
+                f"{len(sweep.children)} jobs; overrides: {redact(parent.data.tags.get('protstruct.overrides', '')) or '—'}; "
+                f"crop {crop_size}")
+    blocks = [tables.table_markdown(table, keys, settings, names)]
+    numbers = published.for_study(study_name or parent.data.tags.get("protstruct.study"))
+    if numbers is not None:
+        blocks += published.markdown(numbers, names.get(numbers.same_as, numbers.same_as), crop_size)
+    blocks.append(tables.baseline_markdown(table, keys))
+    return "\n\n".join(blocks) + "\n"
+
+
+def assemble(client, sweep: runs.Sweep, experiment: str, study_name: str | None, keys: list[str],
+             reference: dict[str, str] | None) -> Report:
+    """Read the sweep's metrics and evaluation artifacts into the report's text and tables."""
+    group_cols = {k: runs.group_column(sweep.children, k) for k in keys}
+    names = tables.metric_names(sweep.children)
+    table = tables.summarize(sweep.children, group_cols, reference, names)
+    partial = None if sweep.complete else sweep.partial_line()
+    text = _summary_text(sweep, experiment, study_name, keys, table, names)
+    if partial:
+        text = f"{partial}\n\n{text}"
+    if sweep.legacy_note():
+        text += "\n" + sweep.legacy_note() + "\n"
+    with tempfile.TemporaryDirectory() as tmp:  # the artifacts are read into memory
+        found = evidence.collect(client, sweep.children, group_cols, Path(tmp))
+    ref_name = ",".join(f"{k}={reference[k]}" for k in keys if k in reference) if reference else None
+    paired_text, paired_table = paired_markdown(found.per_protein, ref_name)
+    gaps = found.markdown()
+    text += ("\n" + gaps if gaps else "") + "\n" + paired_text
+    caption = html.heatmap_caption(found.sample_seeds, variants.last_transposed(sweep.children, group_cols))
+    return Report(redact(text), table, paired_table, found, {"heatmaps.png": caption}, partial)
+
+
+def write(folder: Path, experiment: str, report: Report, keys: list[str]) -> list[Path]:
     """Every output file into ``folder`` (a fresh one); returns their paths."""
+    partial = report.partial
     note = partial and partial.split(";")[0] + " (see report.md)"
-    images = [figures.metric_bars(table, keys, folder / "test_rmse.png", note=note)]
-    if found.histories:
-        images.append(figures.loss_curves(found.histories, folder / "loss_curves.png", note=note))
-    if found.samples:
-        images.append(figures.heatmaps(found.samples, folder / "heatmaps.png", note=note))
+    images = [figures.metric_bars(report.table, keys, folder / "test_rmse.png", note=note)]
+    if report.found.histories:
+        images.append(figures.loss_curves(report.found.histories, folder / "loss_curves.png", note=note))
+    if report.found.samples:
+        images.append(figures.heatmaps(report.found.samples, folder / "heatmaps.png", note=note))
     written = [*images, folder / "report.md", folder / "report.csv", folder / "report.html"]
-    (folder / "report.md").write_text(text)
-    table.assign(partial=partial is not None).to_csv(folder / "report.csv", index=False)
-    if not paired_table.empty:
-        paired_table.assign(partial=partial is not None).to_csv(folder / "paired.csv", index=False)
+    (folder / "report.md").write_text(report.text)
+    report.table.assign(partial=partial is not None).to_csv(folder / "report.csv", index=False)
+    if not report.paired_table.empty:
+        report.paired_table.assign(partial=partial is not None).to_csv(folder / "paired.csv", index=False)
         written.append(folder / "paired.csv")
     title = f"{'PARTIAL — ' if partial else ''}protstruct report — {experiment}"
-    (folder / "report.html").write_text(html.page(title, text, images))
+    (folder / "report.html").write_text(html.page(title, report.text, images, report.captions))
     return written
 
 
@@ -67,34 +119,17 @@ def make_report(uri: str, experiment: str, study: str | None, parent_run_id: str
     client = runs.open_store(uri)
     sweep = runs.sweep_runs(client, uri, experiment, study, parent_run_id, allow_partial)
     output.check_overrides(sweep.parent, out, study)
-    partial = None if sweep.complete else sweep.partial_line()
-    children, parent = sweep.children, sweep.parent
-    group_cols = {k: runs.group_column(children, k) for k in keys}
-    table = tables.summarize(children, group_cols, reference)
-    crop = children.get("params.data.crop_size")
-    crop_size = int(crop.dropna().iloc[0]) if crop is not None and crop.notna().any() else None
-    settings = (f"sweep run {parent.info.run_id} ({redact(parent.info.run_name or '')}), experiment {experiment!r}, "
-                f"{len(children)} jobs; overrides: {redact(parent.data.tags.get('protstruct.overrides', '')) or '—'}; "
-                f"crop {crop_size}")
-    text = tables.to_markdown(table, keys, settings, crop_size)
-    if partial:
-        text = f"{partial}\n\n{text}"
-    if sweep.legacy_note():
-        text += "\n" + sweep.legacy_note() + "\n"
-    ref_name = ",".join(f"{k}={reference[k]}" for k in keys if k in reference) if reference else None
-    with tempfile.TemporaryDirectory() as tmp:
-        found = evidence.collect(client, children, group_cols, Path(tmp))
-        paired_text, paired_table = paired_markdown(found.per_protein, ref_name)
-        gaps = found.markdown()
-        text += ("\n" + gaps if gaps else "") + "\n" + paired_text
-        text = redact(text)
-        if out is None:
-            return text
-        with output.staged(out) as folder:
-            names = [p.name for p in _write(folder, experiment, text, table, paired_table, found, keys, partial)]
+    report = assemble(client, sweep, experiment, study, keys, reference)
+    if out is None:
+        return report.text
+    with output.staged(out) as folder:
+        names = [p.name for p in write(folder, experiment, report, keys)]
     for name in names:  # a partial report never poses as the sweep's report
-        client.log_artifact(parent.info.run_id, str(Path(out) / name), "report_partial" if partial else "report")
+        client.log_artifact(sweep.parent.info.run_id, str(Path(out) / name),
+                            "report_partial" if report.partial else "report")
+    text = report.text
     if register:
-        text += "\n" + champion.register_champion(client, register, parent, children, group_cols,
+        group_cols = {k: runs.group_column(sweep.children, k) for k in keys}
+        text += "\n" + champion.register_champion(client, register, sweep.parent, sweep.children, group_cols,
                                                   "report/report.html") + "\n"
     return text

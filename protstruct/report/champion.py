@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from protstruct.report.runs import Refused
+from protstruct.report.variants import variant_of
 from protstruct.tracking import models
 
 
@@ -22,7 +23,7 @@ def choose(client, children: pd.DataFrame, group_cols: dict[str, str]) -> tuple[
     if done.empty:
         raise Refused("--register: the sweep has no FINISHED run")
     done["best_val"] = [best_val(client, r) for r in done["run_id"]]
-    done["variant"] = [",".join(f"{k}={row[c]}" for k, c in group_cols.items()) for _, row in done.iterrows()]
+    done["variant"] = [variant_of(row, group_cols) for _, row in done.iterrows()]
     means = done.groupby("variant")["best_val"].mean().sort_values(kind="stable")
     variant = means.index[0]
     if not math.isfinite(means.iloc[0]):

@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,11 +20,13 @@ from mlflow.exceptions import MlflowException
 from numpy.lib.npyio import NpzFile
 
 from protstruct.report.runs import Refused
+from protstruct.report.variants import variant_of
 from protstruct.tracking.redact import redact
 
 PER_PROTEIN = "evaluation/test_per_protein.csv"
 PREDICTIONS = "evaluation/test_predictions.npz"
 SAMPLE_KEYS = {"ids", "true", "baseline", "mask", "pred"}
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class Unreadable(Exception):
@@ -34,6 +38,7 @@ class Evidence:
     per_protein: pd.DataFrame
     histories: dict[str, list[list[float]]]
     samples: dict[str, dict]
+    sample_seeds: dict[str, str] = field(default_factory=dict)  # variant → the seed of its sample
     no_per_protein: list[str] = field(default_factory=list)  # "name (run id): why"
     no_predictions: list[str] = field(default_factory=list)
 
@@ -46,10 +51,6 @@ class Evidence:
             lines.append(f"**Runs without prediction samples: {'; '.join(self.no_predictions)}** — the heatmaps "
                          "leave them out.")
         return "\n\n".join(lines) + "\n" if lines else ""
-
-
-def variant_of(row, group_cols: dict[str, str]) -> str:
-    return ",".join(f"{k}={row[c]}" for k, c in group_cols.items())
 
 
 def _download(client, run_id: str, artifact: str, target: Path) -> Path:
@@ -92,6 +93,21 @@ def read_sample(path: Path, run: str) -> dict:
     return sample
 
 
+@contextlib.contextmanager
+def quiet_downloads():
+    """MLflow's per-file progress bars off while a report fetches (they would clutter its output);
+    the variable is restored afterwards."""
+    before = os.environ.get(PROGRESS_BAR)
+    os.environ[PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROGRESS_BAR, None)
+        else:
+            os.environ[PROGRESS_BAR] = before
+
+
 def _fetch(client, run_id: str, target: Path) -> tuple[list[float], object, object]:
     """One run's val/rmse history and its two artifacts (a path, or the Unreadable that says why)."""
     history = client.get_metric_history(run_id, "val/rmse")
@@ -105,38 +121,49 @@ def _fetch(client, run_id: str, target: Path) -> tuple[list[float], object, obje
     return [m.value for m in sorted(history, key=lambda m: m.step)], fetched[0], fetched[1]
 
 
+def _finished_by_seed(children: pd.DataFrame) -> list:
+    """The FINISHED runs, lowest seed first (then by run id): the first of a variant gives its sample."""
+    done = children[children["status"] == "FINISHED"].copy()
+    if "params.seed" not in done:
+        done["params.seed"] = "0"
+    done["_seed"] = pd.to_numeric(done["params.seed"], errors="coerce")
+    return [row for _, row in done.sort_values(["_seed", "params.seed", "run_id"], kind="stable").iterrows()]
+
+
+def _add_run(evidence: Evidence, row, variant: str, fetched: tuple, tables: list) -> None:
+    """One run's history, per-protein table and sample into ``evidence``; its gaps named."""
+    history, per_protein, predictions = fetched
+    run = f"{redact(str(row.get('tags.mlflow.runName', '') or variant))} (run {row['run_id']})"
+    evidence.histories.setdefault(variant, []).append(history)
+    try:
+        if isinstance(per_protein, Unreadable):
+            raise per_protein
+        table = read_per_protein(per_protein)
+        table["variant"], table["seed"] = variant, row["params.seed"]
+        tables.append(table)
+    except Unreadable as exc:
+        evidence.no_per_protein.append(f"{run}: {exc}")
+    try:
+        if isinstance(predictions, Unreadable):
+            raise predictions
+        sample = read_sample(predictions, run)
+        if variant not in evidence.samples:
+            evidence.samples[variant], evidence.sample_seeds[variant] = sample, str(row["params.seed"])
+    except Unreadable as exc:
+        evidence.no_predictions.append(f"{run}: {exc}")
+
+
 def collect(client, children: pd.DataFrame, group_cols: dict[str, str], workdir: Path, workers: int = 8) -> Evidence:
     """Per-protein errors, val/rmse histories and one prediction sample per variant, from the
     FINISHED runs (fetched in parallel: a sweep may have thousands); every run whose artifacts
     are missing or unreadable is named."""
     evidence = Evidence(pd.DataFrame(), {}, {})
-    tables = []
-    done = children[children["status"] == "FINISHED"].copy()
-    if "params.seed" not in done:
-        done["params.seed"] = "0"
-    done["_seed"] = pd.to_numeric(done["params.seed"], errors="coerce")
-    rows = [row for _, row in done.sort_values(["_seed", "params.seed", "run_id"], kind="stable").iterrows()]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    rows = _finished_by_seed(children)
+    with quiet_downloads(), ThreadPoolExecutor(max_workers=workers) as pool:
         fetched = list(pool.map(lambda row: _fetch(client, row["run_id"], workdir / row["run_id"]), rows))
-    for row, (history, per_protein, predictions) in zip(rows, fetched):
-        run_id, variant = row["run_id"], variant_of(row, group_cols)
-        run = f"{redact(str(row.get('tags.mlflow.runName', '') or variant))} (run {run_id})"
-        evidence.histories.setdefault(variant, []).append(history)
-        try:
-            if isinstance(per_protein, Unreadable):
-                raise per_protein
-            table = read_per_protein(per_protein)
-            table["variant"], table["seed"] = variant, row["params.seed"]
-            tables.append(table)
-        except Unreadable as exc:
-            evidence.no_per_protein.append(f"{run}: {exc}")
-        try:
-            if isinstance(predictions, Unreadable):
-                raise predictions
-            sample = read_sample(predictions, run)
-            evidence.samples.setdefault(variant, sample)
-        except Unreadable as exc:
-            evidence.no_predictions.append(f"{run}: {exc}")
+    tables: list[pd.DataFrame] = []
+    for row, run_fetched in zip(rows, fetched):
+        _add_run(evidence, row, variant_of(row, group_cols), run_fetched, tables)
     if tables:
         evidence.per_protein = pd.concat(tables, ignore_index=True)
     return evidence

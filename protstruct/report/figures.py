@@ -1,4 +1,4 @@
-"""Report figures (PNG)."""
+"""Report figures (PNG), and the heatmap ``python -m protstruct.predict`` writes."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from protstruct.plotting import pyplot
+
 
 def metric_bars(table: pd.DataFrame, keys: list[str], path: Path, metric: str = "test/rmse",
                 note: str | None = None) -> Path:
-    plt = _plt()
+    plt = pyplot()
     labels = ["\n".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
     means = table[f"{metric} mean"].to_numpy(float)
     stds = np.nan_to_num(table[f"{metric} std"].to_numpy(float))
@@ -34,19 +36,10 @@ def _mark(fig, note: str | None) -> None:
         fig.suptitle(note, color="tab:red", fontsize=9, wrap=True)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def loss_curves(histories: dict[str, list[list[float]]], path: Path, metric: str = "val/rmse",
                 note: str | None = None) -> Path:
     """Every run's curve, one colour per variant."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for k, (variant, runs) in enumerate(sorted(histories.items())):
         for i, values in enumerate(runs):
@@ -66,7 +59,7 @@ def heatmaps(samples: dict[str, dict], path: Path, proteins: int = 2, note: str 
     """Predicted vs true distance maps of the same test windows: one block of panels per variant
     (+ truth and the separation baseline), one panel per protein. Blocks wrap into several columns
     when there are many variants, so the page stays roughly as wide as it is tall."""
-    plt = _plt()
+    plt = pyplot()
     first = next(iter(samples.values()))
     n = min(proteins, len(first["ids"]))
     rows = [("true distances", first["true"]), ("separation baseline", first["baseline"])]
@@ -91,6 +84,21 @@ def heatmaps(samples: dict[str, dict], path: Path, proteins: int = 2, note: str 
                 ax.set_ylabel(label, fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.6, label="Å")
     _mark(fig, note)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def distance_maps(pred: np.ndarray, true: np.ndarray | None, mask: np.ndarray, path: Path, title: str) -> Path:
+    """One protein's predicted distance matrix, with the true one (masked) beside it when known."""
+    plt = pyplot()
+    panels = [("predicted", pred)] + ([("true", np.where(mask, true, np.nan))] if true is not None else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    vmax = float(np.nanmax([np.nanmax(p) for _, p in panels]))
+    for ax, (label, m) in zip(axes[0], panels):
+        im = ax.imshow(m, vmin=0, vmax=vmax, cmap="viridis_r")
+        ax.set_title(f"{title}: {label}")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="Å")
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

@@ -20,17 +20,13 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+
+# mlflow_ui: used here; the rest are also imported from here by tests/mlflow_server.py and
+# tests/ui_browser.py (which may import them from protstruct.report.mlflow_ui instead)
+from protstruct.report.mlflow_ui import MlflowUI, free_port, mlflow_ui, stop_server, wait_for_health  # noqa: F401
 
 # Headless Chromium that never reaches beyond loopback (no sync, updates, QUIC or first-run calls).
 # Playwright's launch() gives every browser a fresh temporary profile (--user-data-dir) itself.
@@ -63,96 +59,6 @@ def why_no_browser() -> str | None:
     except ImportError:
         missing.append("the playwright package (pip install playwright; its browser downloads are not needed)")
     return " and ".join(missing) + " missing" if missing else None
-
-
-# --- the MLflow UI server ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MlflowUI:
-    url: str   # http://127.0.0.1:PORT
-    pid: int   # the `mlflow ui` process; also its process group (it runs uvicorn workers)
-    log: Path
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no server log)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM to the server's own process group (by its PID), then SIGKILL; waits for both."""
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        if proc.poll() is not None and not _group_alive(proc.pid):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if proc.poll() is not None and not _group_alive(proc.pid):
-                return
-            time.sleep(0.2)
-
-
-def wait_for_health(url: str, proc: subprocess.Popen, timeout: float, log_tail, what: str) -> None:
-    """Until ``url``/health answers 200; RuntimeError (with the log's tail) if the server exits or
-    the time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before /health answered:\n{log_tail()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not answer /health within {timeout:.0f} s:\n{log_tail()}")
-        time.sleep(0.5)
-
-
-@contextlib.contextmanager
-def mlflow_ui(tracking_uri: str, workdir: Path, timeout: float = 120.0) -> Iterator[MlflowUI]:
-    """``mlflow ui`` for ``tracking_uri`` on a free loopback port, run in ``workdir`` (its log goes
-    there); yields once /health answers, stops it on exit. Raises RuntimeError if it never answers."""
-    if tracking_uri.startswith(("http://", "https://")):
-        raise ValueError(f"{tracking_uri!r} is a server: give the store it serves (sqlite:///..., postgresql://...)")
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-    env.update({"PYTHONUNBUFFERED": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-                # no job runner and its 7 huey consumers (GenAI jobs; their queue lives in /dev/shm)
-                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    log = workdir / "mlflow_ui.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    server = MlflowUI(url=f"http://127.0.0.1:{port}", pid=proc.pid, log=log)
-    try:
-        wait_for_health(server.url, proc, timeout, server.log_tail, "mlflow ui")
-        yield server
-    finally:
-        stop_server(proc)
 
 
 # --- the browser ------------------------------------------------------------------------------------
@@ -310,9 +216,7 @@ def _local_store_missing(uri: str) -> str | None:
     return None
 
 
-def main(argv=None) -> int:
-    from protstruct.tracking.redact import redact
-
+def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: the project's SQLite store)")
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
@@ -324,13 +228,48 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="PNG to write (default: experiments/<experiment>/compare_view.png)")
     args = parser.parse_args(argv)
-
-    from protstruct.config import project_root
-
     if args.tracking_uri is None:
-        from protstruct.report.__main__ import default_uri
+        from protstruct.tracking.default_store import default_uri
+
         args.tracking_uri = default_uri()
-    out = args.out or project_root() / "experiments" / args.experiment / "compare_view.png"
+    if args.out is None:
+        from protstruct.config import project_root
+
+        args.out = project_root() / "experiments" / args.experiment / "compare_view.png"
+    return args
+
+
+def _screenshot(args: argparse.Namespace, parents: list[str], children: list[str]) -> list[str] | None:
+    """Serve the store, drive Chromium to the Compare view, write the PNG; the notes, or None after
+    saying on stderr why it failed."""
+    from protstruct.tracking.redact import redact
+
+    def split(text: str) -> list[str]:
+        return [k.strip() for k in text.split(",") if k.strip()]
+
+    with tempfile.TemporaryDirectory(prefix="protstruct-ui-") as tmp:
+        try:
+            with mlflow_ui(args.tracking_uri, Path(tmp)) as server, chromium() as browser, \
+                    fresh_page(browser) as page:
+                try:
+                    return compare_screenshot(page, server.url, args.experiment, parents, children, args.out,
+                                              split(args.params), split(args.metrics))
+                except Exception as exc:
+                    failed = Path(tmp).parent / "protstruct-ui-screenshot-failed.png"
+                    with contextlib.suppress(Exception):
+                        page.screenshot(path=str(failed))
+                    print(f"ui_screenshot: {type(exc).__name__}: {redact(str(exc))[:1500]}\n"
+                          f"page ({failed}):\n{visible_text(page, 2000)}", file=sys.stderr)
+                    return None
+        except RuntimeError as exc:
+            print(f"ui_screenshot: {redact(str(exc))}", file=sys.stderr)
+            return None
+
+
+def main(argv=None) -> int:
+    from protstruct.tracking.redact import redact
+
+    args = _arguments(argv)
     problem = _local_store_missing(args.tracking_uri) or why_no_browser()
     if problem:
         print(f"ui_screenshot: {problem}", file=sys.stderr)
@@ -340,27 +279,12 @@ def main(argv=None) -> int:
     except (LookupError, ValueError) as exc:
         print(f"ui_screenshot: {redact(str(exc))}", file=sys.stderr)
         return 2
-    split = lambda text: [k.strip() for k in text.split(",") if k.strip()]  # noqa: E731
-    with tempfile.TemporaryDirectory(prefix="protstruct-ui-") as tmp:
-        try:
-            with mlflow_ui(args.tracking_uri, Path(tmp)) as server, chromium() as browser, \
-                    fresh_page(browser) as page:
-                try:
-                    notes = compare_screenshot(page, server.url, args.experiment, parents, children, out,
-                                               split(args.params), split(args.metrics))
-                except Exception as exc:
-                    failed = Path(tmp).parent / "protstruct-ui-screenshot-failed.png"
-                    with contextlib.suppress(Exception):
-                        page.screenshot(path=str(failed))
-                    print(f"ui_screenshot: {type(exc).__name__}: {redact(str(exc))[:1500]}\n"
-                          f"page ({failed}):\n{visible_text(page, 2000)}", file=sys.stderr)
-                    return 1
-        except RuntimeError as exc:
-            print(f"ui_screenshot: {redact(str(exc))}", file=sys.stderr)
-            return 1
+    notes = _screenshot(args, parents, children)
+    if notes is None:
+        return 1
     for note in notes:
         print(f"ui_screenshot: note: {note}", file=sys.stderr)
-    print(f"wrote {out} (MLflow Compare view of {len(children)} runs)")
+    print(f"wrote {args.out} (MLflow Compare view of {len(children)} runs)")
     return 0
 
 

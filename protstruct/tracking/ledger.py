@@ -15,6 +15,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from mlflow.exceptions import MlflowException
+
 from protstruct.tracking.mlflow_store import PARENT_TAG, search_all
 from protstruct.tracking.redact import redact
 
@@ -83,7 +85,7 @@ def _expected_names(client, run_id: str) -> dict[int, str]:
             path = client.download_artifacts(run_id, JOBS_ARTIFACT, tmp)
             with open(path) as fh:
                 return {int(j["num"]): str(j["name"]) for j in json.load(fh)}
-        except Exception as exc:  # names are a convenience; the numbers are what count
+        except (MlflowException, OSError, ValueError, KeyError, TypeError) as exc:  # names are a convenience
             log.debug("sweep %s: no %s (%s)", run_id, JOBS_ARTIFACT, exc)
             return {}
 
