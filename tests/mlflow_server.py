@@ -30,7 +30,7 @@ from typing import Iterator
 
 import pytest
 
-from protstruct.report.ui_screenshot import free_port, stop_server, wait_for_health  # one way to start and stop a server
+from protstruct.report.mlflow_ui import free_port, stop_server, wait_for_health  # one way to start and stop a server
 
 ADMIN_USER = "alice"
 ADMIN_PASSWORD = "p@ss:w/rd%42 x"  # @ : / % and a space: every character a URL or header mangles

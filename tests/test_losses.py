@@ -69,7 +69,7 @@ def test_test_metrics_definitions():
     m = evaluate.summarize(sse, n)
     assert m["mse"] == pytest.approx(10.0)  # pooled per pair
     assert m["rmse"] == pytest.approx(np.sqrt(10.0))
-    assert m["mse_seed"] == pytest.approx(200.0 * 1e4)  # mean per-protein sum, Å² → pm²
+    assert m["mse_original"] == pytest.approx(200.0 * 1e4)  # mean per-protein sum, Å² → pm²
 
 
 def test_summarize_refuses_when_nothing_is_valid():

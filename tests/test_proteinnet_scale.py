@@ -8,6 +8,7 @@ import os
 import pickle
 import shutil
 import tracemalloc
+from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
@@ -27,9 +28,25 @@ def _rec_ids(records):
     return [r.id for r in records]
 
 
-def _parsed_and_reused():
+class _CountingLoad:
+    """``folder.load`` that keeps the cache outcomes of its latest call (``stats``)."""
+
+    def __init__(self):
+        self.stats = Counter()
+
+    def __call__(self, *args, **kwargs):
+        self.stats = Counter()
+        return folder.load(*args, cache_stats=self.stats, **kwargs)
+
+
+@pytest.fixture
+def load():
+    return _CountingLoad()
+
+
+def _parsed_and_reused(stats):
     """Files parsed / served from the cache (by stat, or by hash for files changed < 2 s ago)."""
-    return folder.last_stats["parsed"], folder.last_stats["hit"] + folder.last_stats["rehashed"]
+    return stats["parsed"], stats["hit"] + stats["rehashed"]
 
 
 def _ids_in(path):
@@ -64,21 +81,21 @@ def test_generated_folder_looks_like_the_release(casp):
         assert np.allclose(steps, 3.8, atol=0.01)
 
 
-def test_mixed_thinnings_need_a_choice_and_only_the_chosen_files_are_read(casp, tmp_path):
+def test_mixed_thinnings_need_a_choice_and_only_the_chosen_files_are_read(casp, tmp_path, load):
     d, _ = casp
     with pytest.raises(ValueError, match=r"thinnings \[30, 50\]; choose one with data.thinning"):
-        folder.load(d, "proteinnet", cache_dir=tmp_path)
+        load(d, "proteinnet", cache_dir=tmp_path)
     with pytest.raises(ValueError, match=r"data.thinning=70: .* holds thinning\(s\) \[30, 50\] only"):
-        folder.load(d, "proteinnet", cache_dir=tmp_path, thinning=70)
+        load(d, "proteinnet", cache_dir=tmp_path, thinning=70)
     with pytest.raises(ValueError, match="data.thinning: expected one of 30, 50, 70, 90, 95, 100"):
-        folder.load(d, "proteinnet", cache_dir=tmp_path, thinning=40)
-    records, skips, splits = folder.load(d, "proteinnet", cache_dir=tmp_path, thinning=30)
-    assert folder.last_stats == {"parsed": 3} and skips == []  # training_30, validation, testing only
+        load(d, "proteinnet", cache_dir=tmp_path, thinning=40)
+    records, skips, splits = load(d, "proteinnet", cache_dir=tmp_path, thinning=30)
+    assert load.stats == {"parsed": 3} and skips == []  # training_30, validation, testing only
     by = {s: [r.id for r, sp in zip(records, splits) if sp == s] for s in ("train", "val", "test")}
     assert by == {"train": _ids_in(d / "training_30"), "val": _ids_in(d / "validation"),
                   "test": _ids_in(d / "testing")}  # ProteinNet's own split, never re-split
-    records, _, splits = folder.load(d, "proteinnet", cache_dir=tmp_path, thinning=50)
-    assert _parsed_and_reused() == (1, 2) and splits.count("train") == 200
+    records, _, splits = load(d, "proteinnet", cache_dir=tmp_path, thinning=50)
+    assert _parsed_and_reused(load.stats) == (1, 2) and splits.count("train") == 200
 
 
 def test_validation_identity_bins_are_kept_and_reach_each_record(casp, tmp_path):
@@ -113,13 +130,13 @@ def test_the_config_and_summarize_take_the_same_choices(casp, tmp_path):
     assert "choose one with data.thinning=N (summarize: --thinning N), one of [30, 50]" in err.getvalue()
 
 
-def test_tfrecord_release_layout_keeps_the_split_and_agrees_with_text(tmp_path):
+def test_tfrecord_release_layout_keeps_the_split_and_agrees_with_text(tmp_path, load):
     synthetic_casp.write(tmp_path / "text", 24, thinnings=(30, 50), seed=3, validation=7, testing=4)
     synthetic_casp.write(tmp_path / "tf", 24, thinnings=(30, 50), fmt="tfrecord", seed=3, validation=7,
                          testing=4, shard=5)
     assert sorted(p.name for p in (tmp_path / "tf" / "training" / "50").iterdir()) == ["1", "2", "3", "4", "5"]
     with pytest.raises(ValueError, match=r"thinnings \[30, 50\]"):
-        folder.load(tmp_path / "tf", "proteinnet", cache_dir=tmp_path / "c")
+        load(tmp_path / "tf", "proteinnet", cache_dir=tmp_path / "c")
     text = proteinnet_source(str(tmp_path / "text"), cache_dir=str(tmp_path / "c"), thinning=50, validation_identity=10)
     tf = proteinnet_source(str(tmp_path / "tf"), cache_dir=str(tmp_path / "c"), thinning=50, validation_identity=10)
     for (_, a), (_, b) in zip(text.items(), tf.items()):
@@ -149,20 +166,20 @@ def _age(path, seconds=60):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
 
 
-def test_adding_one_file_parses_one_file(small_folder, tmp_path, monkeypatch):
+def test_adding_one_file_parses_one_file(small_folder, tmp_path, monkeypatch, load):
     monkeypatch.setattr(cache, "RACY_NS", 0)  # trust fresh stats: this test never rewrites a file
-    folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
-    assert folder.last_stats == {"parsed": 6}
+    load(small_folder, "proteinnet", cache_dir=tmp_path)
+    assert load.stats == {"parsed": 6}
     (small_folder / "rec6.txt").write_text((small_folder / "rec0.txt").read_text().replace("REC0", "REC6"))
-    records, _, _ = folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
-    assert folder.last_stats == {"parsed": 1, "hit": 6} and len(records) == 7
+    records, _, _ = load(small_folder, "proteinnet", cache_dir=tmp_path)
+    assert load.stats == {"parsed": 1, "hit": 6} and len(records) == 7
     assert not list(tmp_path.rglob("*.pkl"))
 
 
-def test_a_changed_file_is_never_served_stale(small_folder, tmp_path):
+def test_a_changed_file_is_never_served_stale(small_folder, tmp_path, load):
     f = small_folder / "rec0.txt"
     _age(f)
-    (old,) = [r for r in folder.load(small_folder, "proteinnet", cache_dir=tmp_path)[0] if r.id == "REC0"]
+    (old,) = [r for r in load(small_folder, "proteinnet", cache_dir=tmp_path)[0] if r.id == "REC0"]
     st = os.stat(f)
     text = f.read_text()
     i = text.index("[PRIMARY]\n") + len("[PRIMARY]\n") + 5
@@ -170,16 +187,16 @@ def test_a_changed_file_is_never_served_stale(small_folder, tmp_path):
     f.write_text(changed)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime restored: only ctime (and the hash) differ
     assert os.stat(f).st_size == st.st_size and os.stat(f).st_mtime_ns == st.st_mtime_ns
-    (new,) = [r for r in folder.load(small_folder, "proteinnet", cache_dir=tmp_path)[0] if r.id == "REC0"]
-    assert _parsed_and_reused() == (1, 5)
+    (new,) = [r for r in load(small_folder, "proteinnet", cache_dir=tmp_path)[0] if r.id == "REC0"]
+    assert _parsed_and_reused(load.stats) == (1, 5)
     assert new.sequence != old.sequence and new.sequence == proteinnet.read_text(f)[0][0].sequence
     os.utime(f)  # touched, content unchanged: hashed again, not parsed
-    folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
-    assert _parsed_and_reused() == (0, 6) and folder.last_stats["rehashed"] >= 1
+    load(small_folder, "proteinnet", cache_dir=tmp_path)
+    assert _parsed_and_reused(load.stats) == (0, 6) and load.stats["rehashed"] >= 1
 
 
-def test_a_planted_pickle_is_rejected_and_never_runs(small_folder, tmp_path):
-    first, _, _ = folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
+def test_a_planted_pickle_is_rejected_and_never_runs(small_folder, tmp_path, load):
+    first, _, _ = load(small_folder, "proteinnet", cache_dir=tmp_path)
     marker = tmp_path / "payload_ran"
     payload = pickle.dumps(fx.PicklePayload(str(marker)))
     entries = list(tmp_path.rglob("*.npz"))
@@ -190,17 +207,17 @@ def test_a_planted_pickle_is_rejected_and_never_runs(small_folder, tmp_path):
         else:  # a well-formed npz whose member is a pickled object array
             with open(entry, "wb") as fh:
                 np.savez(fh, meta=np.array([fx.PicklePayload(str(marker))], dtype=object))
-    again, _, _ = folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
-    assert not marker.exists() and folder.last_stats == {"parsed": 6}
+    again, _, _ = load(small_folder, "proteinnet", cache_dir=tmp_path)
+    assert not marker.exists() and load.stats == {"parsed": 6}
     assert _rec_ids(again) == _rec_ids(first)
     for stamp in tmp_path.rglob("*.json"):  # stamps are JSON: a pickle there is just unreadable
         stamp.write_bytes(payload)
-    assert _rec_ids(folder.load(small_folder, "proteinnet", cache_dir=tmp_path)[0]) == _rec_ids(first)
-    assert not marker.exists() and folder.last_stats["hit"] == 0
+    assert _rec_ids(load(small_folder, "proteinnet", cache_dir=tmp_path)[0]) == _rec_ids(first)
+    assert not marker.exists() and load.stats["hit"] == 0
 
 
 @pytest.mark.parametrize("error", [OSError(errno.EIO, "Input/output error"), MemoryError()])
-def test_transient_read_errors_are_reported_but_never_cached(small_folder, tmp_path, monkeypatch, error):
+def test_transient_read_errors_are_reported_but_never_cached(small_folder, tmp_path, monkeypatch, error, load):
     real = proteinnet.read_text
 
     def flaky(path, min_length=40):
@@ -209,22 +226,22 @@ def test_transient_read_errors_are_reported_but_never_cached(small_folder, tmp_p
         return real(path, min_length)
 
     monkeypatch.setattr(proteinnet, "read_text", flaky)
-    _, skips, _ = folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
+    _, skips, _ = load(small_folder, "proteinnet", cache_dir=tmp_path)
     assert [(s.reason, "not cached" in s.detail) for s in skips] == [("read_error", True)]
-    assert folder.last_stats == {"parsed": 5, "uncached": 1}
+    assert load.stats == {"parsed": 5, "uncached": 1}
     monkeypatch.setattr(proteinnet, "read_text", real)
-    records, skips, _ = folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
-    assert skips == [] and "REC3" in _rec_ids(records) and _parsed_and_reused() == (1, 5)
+    records, skips, _ = load(small_folder, "proteinnet", cache_dir=tmp_path)
+    assert skips == [] and "REC3" in _rec_ids(records) and _parsed_and_reused(load.stats) == (1, 5)
 
 
-def test_old_cache_versions_are_ignored(small_folder, tmp_path, monkeypatch):
-    folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
+def test_old_cache_versions_are_ignored(small_folder, tmp_path, monkeypatch, load):
+    load(small_folder, "proteinnet", cache_dir=tmp_path)
     monkeypatch.setattr(cache, "CACHE_VERSION", cache.CACHE_VERSION + 1)
-    folder.load(small_folder, "proteinnet", cache_dir=tmp_path)
-    assert folder.last_stats == {"parsed": 6}
+    load(small_folder, "proteinnet", cache_dir=tmp_path)
+    assert load.stats == {"parsed": 6}
 
 
-def test_non_utf8_file_names_work(tmp_path):
+def test_non_utf8_file_names_work(tmp_path, load):
     d = tmp_path / "odd"
     d.mkdir()
     rng = np.random.default_rng(8)
@@ -234,20 +251,20 @@ def test_non_utf8_file_names_work(tmp_path):
     fx.write_tfrecord(d / "ok.tfrecord", [synthetic_casp.sequence_example(synthetic_casp.record(rng, "ODD_TF"))])
     os.rename(d / "ok.tfrecord", os.fsencode(d) + b"/shard\xff.tfrecord")
     (d / os.fsdecode(b"bad\xfe.txt")).write_text("[ID]\nBROKEN\n")
-    records, skips, _ = folder.load(d, "proteinnet", cache_dir=tmp_path / "c")
+    records, skips, _ = load(d, "proteinnet", cache_dir=tmp_path / "c")
     assert sorted(_rec_ids(records)) == ["ODD_TEXT", "ODD_TF"] and [s.reason for s in skips] == ["truncated_text"]
     for text in [r.source for r in records] + [f"{s.where} {s.detail}" for s in skips]:
         text.encode("utf-8")  # printable anywhere: logs, skipped.csv, MLflow
     assert any(r.source == "proteinnet:caf\\xe9_\\xff.txt" for r in records) and (d / name).exists()
-    folder.load(d, "proteinnet", cache_dir=tmp_path / "c")
-    assert folder.last_stats["parsed"] == 0
+    load(d, "proteinnet", cache_dir=tmp_path / "c")
+    assert load.stats["parsed"] == 0
     pdbs = tmp_path / "pdbs"
     pdbs.mkdir()
     good = proteinnet.read_text(next(d.glob("caf*")))[0][0]
     for i, raw in enumerate((b"\xe9t\xe9.pdb", b"plain.pdb", b"n\xffm.pdb")):
         fx.write_pdb(good, pdbs / "tmp.pdb", entry=f"OD{i:02d}")
         os.rename(pdbs / "tmp.pdb", os.fsencode(pdbs) + b"/" + raw)
-    records, skips, _ = folder.load(pdbs, "structures", cache_dir=tmp_path / "c")
+    records, skips, _ = load(pdbs, "structures", cache_dir=tmp_path / "c")
     assert sorted(_rec_ids(records)) == ["OD00_A", "OD01_A", "OD02_A"] and skips == []
 
 
@@ -265,7 +282,7 @@ def test_a_truncated_large_text_file_keeps_what_came_before(casp, tmp_path):
         assert [(s.where, s.reason) for s in skips] == [(ids[len(records)], "truncated_text")]
 
 
-def test_nan_in_a_pssm_is_a_skip_never_a_nan(tmp_path):
+def test_nan_in_a_pssm_is_a_skip_never_a_nan(tmp_path, load):
     rng = np.random.default_rng(2)
     good = synthetic_casp.record(rng, "GOOD_PSSM")
     rid, seq, evo, ter, mask = synthetic_casp.record(rng, "NAN_PSSM")
@@ -280,7 +297,7 @@ def test_nan_in_a_pssm_is_a_skip_never_a_nan(tmp_path):
         ("NAN_PSSM", "bad_pssm"), ("BIG_PSSM", "bad_pssm")}
     fx.write_tfrecord(tmp_path / "t.tfrecord", [synthetic_casp.sequence_example((rid, seq, evo, ter, mask))])
     assert [s.reason for s in proteinnet.read_file(tmp_path / "t.tfrecord")[1]] == ["bad_pssm"]
-    records, skips, _ = folder.load(tmp_path, "proteinnet", cache_dir=tmp_path / "c")
+    records, skips, _ = load(tmp_path, "proteinnet", cache_dir=tmp_path / "c")
     assert all(np.isfinite(r.pssm).all() for r in records)
 
 

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 PER_EPOCH = ("train/loss", "val/loss", "val/rmse")
-FINAL = ("test/mse", "test/rmse", "test/mse_seed", "model/params", "baseline/test_rmse", "test/lddt",
+FINAL = ("test/mse", "test/rmse", "test/mse_original", "model/params", "baseline/test_rmse", "test/lddt",
          "test/mae_lt15", "test/contact_p_l5", "test/contact_p_l", "baseline/test_lddt")
 
 

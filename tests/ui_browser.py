@@ -1,6 +1,6 @@
 """Pytest side of the MLflow UI checks: a real ``mlflow ui`` and headless Chromium (Playwright on
-Debian's binary). The server and browser helpers live in :mod:`protstruct.report.ui_screenshot`
-(the ``make ui-screenshot`` target uses them too); this module adds the skip rule, fixtures and
+Debian's binary). The server helpers live in :mod:`protstruct.report.mlflow_ui`, the browser ones
+in :mod:`protstruct.report.ui_screenshot` (the ``make ui-screenshot`` target uses them too); this module adds the skip rule, fixtures and
 failure evidence (a screenshot under the test's tmp_path and the page's visible text).
 
 Skip rule: without Chromium or the ``playwright`` package the tests skip, unless
@@ -16,6 +16,7 @@ from typing import Iterator
 
 import pytest
 
+from protstruct.report import mlflow_ui
 from protstruct.report import ui_screenshot as ui
 
 STEP_TIMEOUT_MS = 30_000
@@ -57,11 +58,11 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def mlflow_ui_for_smoke(smoke_sweep, tmp_path_factory) -> Iterator[ui.MlflowUI]:
+def mlflow_ui_for_smoke(smoke_sweep, tmp_path_factory) -> Iterator[mlflow_ui.MlflowUI]:
     """``mlflow ui`` on the smoke sweep's store (artifacts are file:// already), stopped by PID after."""
     require_browser()  # no server start when the browser part would skip anyway
     try:
-        with ui.mlflow_ui(smoke_sweep["uri"], tmp_path_factory.mktemp("mlflow_ui")) as server:
+        with mlflow_ui.mlflow_ui(smoke_sweep["uri"], tmp_path_factory.mktemp("mlflow_ui")) as server:
             yield server
     except RuntimeError as exc:
         pytest.fail(str(exc))
@@ -76,7 +77,7 @@ def page(browser):
 
 
 @contextlib.contextmanager
-def ui_step(page, tmp_path: Path, what: str, server: ui.MlflowUI | None = None):
+def ui_step(page, tmp_path: Path, what: str, server: mlflow_ui.MlflowUI | None = None):
     """Run one UI step; on any failure: screenshot to tmp_path, and an AssertionError that carries the
     URL and the page's visible text (and the server log's tail)."""
     try:

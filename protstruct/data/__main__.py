@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from protstruct import console
+from protstruct.data.choices import MAX_LENGTH, MIN_LENGTH, THINNINGS, VALIDATION_BINS
 
 console.set_log_levels()
-THINNINGS = (30, 50, 70, 90, 95, 100)  # as protstruct.data.proteinnet (not imported: --help stays fast)
-VALIDATION_BINS = (10, 20, 30, 40, 50, 70, 90)
 
 
 def _kind(path: Path, kind: str) -> str:
@@ -30,7 +29,7 @@ def _kind(path: Path, kind: str) -> str:
     return "structures" if any(is_structure_file(p) for p in files) else "proteinnet"
 
 
-def summarize(source: str, kind: str = "auto", min_length: int = 40, max_length: int | None = 1000,
+def summarize(source: str, kind: str = "auto", min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
               cache_dir: str | None = None, thinning: int | None = None, validation_identity=None) -> str:
     from protstruct.data import sources
     from protstruct.data.folder import VALIDATION_IDENTITY

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from protstruct.data import homology, proteinnet
 from protstruct.data.cache import CACHE_VERSION, FileCache, atomic_write, shown
+from protstruct.data.choices import MAX_LENGTH, MIN_LENGTH, THINNINGS, VALIDATION_BINS
 from protstruct.data.structures import Skip, is_structure_file, read_structure_file
 
 log = logging.getLogger(__name__)
 PROTEINNET_SPLITS = {"training": "train", "validation": "val", "testing": "test"}
 VALIDATION_IDENTITY = "validation_identity"  # record.meta key: the ProteinNet validation bin (int)
-last_stats: Counter = Counter()  # per-file cache outcome of the latest load (hit/rehashed/parsed/uncached)
 
 
 def default_cache_dir() -> Path:
@@ -148,33 +148,53 @@ def _validation_bins(kept: list, splits: list, bins, path: Path, own: bool):
     return [r for r, k in zip(kept, keep) if k], [s for s, k in zip(splits, keep) if k]
 
 
-def load(path: str | Path, kind: str, min_length: int = 40, max_length: int | None = 1000,
+def load(path: str | Path, kind: str, min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
          cache_dir: str | Path | None = None, thinning: int | None = None, validation_identity=None,
          split_identity: float = homology.DEFAULT_IDENTITY, split_coverage: float = homology.DEFAULT_COVERAGE,
-         split_info: dict | None = None):
+         split_info: dict | None = None, cache_stats: Counter | None = None):
     """→ (records, skips, split per record). ``kind`` is 'proteinnet' or 'structures'. Without
     ProteinNet's own split, chains are split by homology at ``split_identity`` / ``split_coverage``;
-    ``split_info``, if given, receives what the split measured (components, largest, edges, …).
+    ``split_info``, if given, receives what the split measured (components, largest, edges, …) and
+    ``cache_stats`` the per-file cache outcomes (hit / rehashed / parsed / uncached).
 
     ``thinning`` (30/50/70/90/95/100) picks a casp folder's training set; ``validation_identity``
     (a bin or bins of 10/20/30/40/50/70/90) keeps those bins of ProteinNet's validation set."""
     path = Path(path).expanduser().resolve()
-    thinning = _choice(thinning, proteinnet.THINNINGS, "data.thinning")
-    bins = _choice(validation_identity, proteinnet.VALIDATION_BINS, "data.validation_identity", many=True)
+    thinning = _choice(thinning, THINNINGS, "data.thinning")
+    bins = _choice(validation_identity, VALIDATION_BINS, "data.validation_identity", many=True)
     if kind != "proteinnet" and (thinning is not None or bins is not None):
         raise ValueError("data.thinning / data.validation_identity apply to data=proteinnet only")
     files, casp = _files(path, kind, thinning)
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    cache = FileCache(root, kind, (min_length,))
-    last_stats.clear()
+    stats = Counter() if cache_stats is None else cache_stats
+    records, skips, file_splits = _read_files(files, kind, min_length, FileCache(root, kind, (min_length,)), stats)
+    log.info("data: %s: %d file(s) read, cache %s", shown(path), len(files), dict(stats))
+    kept, splits = _unique_within_length(records, file_splits, max_length, skips)
+    if not kept:
+        reasons = Counter(s.reason for s in skips)
+        raise ValueError(f"data.path: {shown(path)}: no usable protein chain in {len(files)} file(s); "
+                         f"skipped {dict(reasons)} (expected protein chains with >= {min_length} residues)")
+    own = casp or set(splits) == {"train", "val", "test"}  # else: not a complete set of split files
+    if not own:
+        splits = _split_by_homology(kept, splits, path, root, split_identity, split_coverage, split_info)
+    kept, splits = _validation_bins(kept, splits, bins, path, own)
+    return kept, skips, splits
+
+
+def _read_files(files, kind: str, min_length: int, cache: FileCache, stats: Counter):
+    """Every file's records (from the cache when valid), skips, and the split its file implies."""
     records, skips, file_splits = [], [], []
     for f, split in files:
         recs, sk, status = cache.read(f, lambda file: _read(file, kind, min_length))
-        last_stats[status] += 1
+        stats[status] += 1
         skips.extend(sk)
         records.extend(recs)
         file_splits.extend([split] * len(recs))
-    log.info("data: %s: %d file(s) read, cache %s", shown(path), len(files), dict(last_stats))
+    return records, skips, file_splits
+
+
+def _unique_within_length(records, file_splits, max_length: int | None, skips: list):
+    """Drop repeated ids and over-long chains (each a skip appended to ``skips``)."""
     kept, seen, splits = [], set(), []
     for rec, split in zip(records, file_splits):
         where = f"{rec.source.split(':', 1)[-1]}:{rec.id}"
@@ -186,20 +206,16 @@ def load(path: str | Path, kind: str, min_length: int = 40, max_length: int | No
             seen.add(rec.id)
             kept.append(rec)
             splits.append(split)
-    del records, file_splits
-    if not kept:
-        reasons = Counter(s.reason for s in skips)
-        raise ValueError(f"data.path: {shown(path)}: no usable protein chain in {len(files)} file(s); "
-                         f"skipped {dict(reasons)} (expected protein chains with >= {min_length} residues)")
-    own = casp or set(splits) == {"train", "val", "test"}  # else: not a complete set of split files
-    if not own:
-        if any(s is not None for s in splits):
-            log.warning("data: %s has ProteinNet split file(s) for %s only: splitting all %d chains by "
-                        "homology instead", shown(path), sorted({s for s in splits if s}), len(kept))
-        splits, info = _homology_splits(kept, root, float(split_identity), float(split_coverage))
-        log.info("data: homology split of %d chains: %d components, the largest %d (%.1f %%)", len(kept),
-                 info["components"], info["largest_component"], 100 * info["largest_component_share"])
-        if split_info is not None:
-            split_info.update(info)
-    kept, splits = _validation_bins(kept, splits, bins, path, own)
-    return kept, skips, splits
+    return kept, splits
+
+
+def _split_by_homology(kept, file_splits, path: Path, root: Path, identity, coverage, split_info) -> list[str]:
+    if any(s is not None for s in file_splits):
+        log.warning("data: %s has ProteinNet split file(s) for %s only: splitting all %d chains by "
+                    "homology instead", shown(path), sorted({s for s in file_splits if s}), len(kept))
+    splits, info = _homology_splits(kept, root, float(identity), float(coverage))
+    log.info("data: homology split of %d chains: %d components, the largest %d (%.1f %%)", len(kept),
+             info["components"], info["largest_component"], 100 * info["largest_component_share"])
+    if split_info is not None:
+        split_info.update(info)
+    return splits

@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from protstruct.data.cache import shown
+from protstruct.data.choices import MIN_LENGTH, THINNINGS, VALIDATION_BINS
 from protstruct.data.records import STANDARD_AA, ProteinRecord
 from protstruct.data.structures import MAX_ABS_COORD, Skip
 
 log = logging.getLogger(__name__)
 PM_PER_A = 100.0
 BATCH_BYTES = 4 << 20  # text of number rows parsed in one go
-THINNINGS = (30, 50, 70, 90, 95, 100)
-VALIDATION_BINS = (10, 20, 30, 40, 50, 70, 90)  # the NN# prefix of ProteinNet validation ids
 _WHITESPACE = bytes.maketrans(b" \t\r\x0b\x0c", b"\n\n\n\n\n")
 _NUMERIC = ("EVOLUTIONARY", "TERTIARY")
 
@@ -149,7 +148,7 @@ def _parse_batch(pending: list[dict], name: str, min_length: int):
         yield _text_record(s, parsed, name, min_length)
 
 
-def iter_text(path: Path, min_length: int = 40):
+def iter_text(path: Path, min_length: int = MIN_LENGTH):
     """Stream (record, None) / (None, Skip) from a ProteinNet text file."""
     name = shown(Path(path).name)
     pending, size, sections, current, blank = [], 0, {}, None, True
@@ -182,7 +181,7 @@ def iter_text(path: Path, min_length: int = 40):
     yield from last
 
 
-def read_text(path: Path, min_length: int = 40):
+def read_text(path: Path, min_length: int = MIN_LENGTH):
     records, skips = [], []
     for rec, skip in iter_text(path, min_length):
         (records.append(rec) if rec else skips.append(skip))
@@ -243,7 +242,7 @@ def _tfrecord_example(raw: bytes, name: str, index: int, min_length: int):
         return None, Skip(rid, "bad_tfrecord", f"{where}: {type(exc).__name__}: {str(exc)[:160]}")
 
 
-def read_tfrecord(path: Path, min_length: int = 40):
+def read_tfrecord(path: Path, min_length: int = MIN_LENGTH):
     """Stream a TFRecord file; corruption is a skip, an I/O failure an OSError (never cached)."""
     import tensorflow as tf
 
@@ -267,7 +266,7 @@ def read_tfrecord(path: Path, min_length: int = 40):
     return records, skips
 
 
-def read_file(path: Path, min_length: int = 40):
+def read_file(path: Path, min_length: int = MIN_LENGTH):
     """One ProteinNet file of either format (detected from its content) → (records, skips)."""
     path = Path(path)
     if path.stat().st_size == 0:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protstruct.data import embedded, folder
+from protstruct.data.choices import MAX_LENGTH, MIN_LENGTH
 from protstruct.data.records import ProteinRecord
 from protstruct.data.structures import Skip
 
@@ -132,7 +133,7 @@ def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, val_
                   name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved), split_info=split_info)
 
 
-def proteinnet_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
+def proteinnet_source(path: str | None = None, min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
                       cache_dir: str | None = None, limit: dict | None = None, thinning: int | None = None,
                       validation_identity=None, split: dict | None = None, val_sample: int | None = None) -> Splits:
     """ProteinNet text or TFRecord file(s). A casp folder (``training_<N>``/``validation``/``testing``
@@ -144,7 +145,7 @@ def proteinnet_source(path: str | None = None, min_length: int = 40, max_length:
                         thinning=thinning, validation_identity=validation_identity, **_split_settings(split))
 
 
-def structures_source(path: str | None = None, min_length: int = 40, max_length: int | None = 1000,
+def structures_source(path: str | None = None, min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
                       cache_dir: str | None = None, limit: dict | None = None, split: dict | None = None,
                       val_sample: int | None = None) -> Splits:
     """A folder (searched recursively) of PDB/mmCIF files, split by homology (``split``: identity,

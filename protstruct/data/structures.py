@@ -16,6 +16,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
+from protstruct.data.choices import MIN_LENGTH
 from protstruct.data.records import STANDARD_AA, ProteinRecord
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def _not_text(path: Path) -> str | None:
     return "binary content, not a PDB/mmCIF text file" if b"\x00" in head else None
 
 
-def read_structure_file(path: Path, source: str, min_length: int = 40, entry_id: str | None = None):
+def read_structure_file(path: Path, source: str, min_length: int = MIN_LENGTH, entry_id: str | None = None):
     """All protein chains of one file → (records, skips). Never raises for a bad file."""
     path = Path(path)
     try:

@@ -24,9 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-# mlflow_ui: used here; the rest are also imported from here by tests/mlflow_server.py and
-# tests/ui_browser.py (which may import them from protstruct.report.mlflow_ui instead)
-from protstruct.report.mlflow_ui import MlflowUI, free_port, mlflow_ui, stop_server, wait_for_health  # noqa: F401
+from protstruct.report.mlflow_ui import mlflow_ui
 
 # Headless Chromium that never reaches beyond loopback (no sync, updates, QUIC or first-run calls).
 # Playwright's launch() gives every browser a fresh temporary profile (--user-data-dir) itself.

@@ -13,10 +13,9 @@ def skips_table(skips) -> pd.DataFrame:
 
 
 def loss_curve(history: list[dict[str, float]], path: Path, title: str = "") -> Path:
-    import matplotlib
+    from protstruct.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = np.arange(1, len(history) + 1)
     fig, (ax_loss, ax_rmse) = plt.subplots(1, 2, figsize=(9, 3.5))

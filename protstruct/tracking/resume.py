@@ -23,7 +23,7 @@ KEY_VERSION = "2"
 NOT_IN_KEY = {("tracking", "uri"), ("tracking", "experiment"), ("tracking", "artifact_root"),
               ("tracking", "system_metrics"), ("tracking", "system_metrics_interval"),
               ("trainer", "verbose"), ("trainer", "checkpoint_dir"), ("trainer", "keep_checkpoints")}
-TOP_LEVEL_NOT_IN_KEY = ("rerun", "dry_run", "hydra")
+TOP_LEVEL_NOT_IN_KEY = ("rerun", "dry_run", "hydra", "report")  # report: read by the report, not by training
 
 
 def job_key(resolved_cfg: dict, data_fingerprint: str, code_fingerprint: str) -> str:

@@ -3,9 +3,10 @@
 Metric names are defined here once and read by the report:
 - ``test/mse``: squared error per valid pair, pooled over all test proteins (Å²)
 - ``test/rmse``: its square root (Å)
-- ``test/mse_seed``: the seed's definition — squared error summed over each protein's valid
-  pairs, averaged over proteins, in picometres² (1 Å² = 10⁴ pm²). Only comparable with the
-  seed's numbers at crop 256.
+- ``test/mse_original``: the original report's definition — squared error summed over each
+  protein's valid pairs, averaged over proteins, in picometres² (1 Å² = 10⁴ pm²). Only comparable
+  with the original report's numbers at crop 256. Runs before the rename logged it as
+  ``test/mse_seed``; the report reads both.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from protstruct.train import structure_metrics
 
 PM2_PER_A2 = 1.0e4
 SAMPLE_PROTEINS = 4  # test proteins whose predicted/true windows are kept for the report's heatmaps
-METRICS = ("mse", "rmse", "mse_seed")
+METRICS = ("mse", "rmse", "mse_original")
 
 
 def per_protein(pred: np.ndarray, dist: np.ndarray, pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +32,7 @@ def summarize(sse: np.ndarray, n_pairs: np.ndarray) -> dict[str, float]:
     if not keep.any():
         raise ValueError("no test protein has a valid residue pair in its evaluation window")
     mse = float(sse[keep].sum() / n_pairs[keep].sum())
-    return {"mse": mse, "rmse": float(np.sqrt(mse)), "mse_seed": float(sse[keep].mean() * PM2_PER_A2)}
+    return {"mse": mse, "rmse": float(np.sqrt(mse)), "mse_original": float(sse[keep].mean() * PM2_PER_A2)}
 
 
 def separation_profile(records, max_sep: int, chunk_residues: int = 2_000_000) -> np.ndarray:
@@ -78,7 +79,7 @@ def separation_baseline(profile: np.ndarray, crop_size: int) -> np.ndarray:
     return profile[np.abs(idx[:, None] - idx[None, :])].astype(np.float32)
 
 
-def test_evaluation(pred: np.ndarray, test_records, train_records, crop_size: int):
+def evaluate_test_set(pred: np.ndarray, test_records, train_records, crop_size: int):
     """Everything measured on the test windows, for the model and the separation baseline:
     (metrics for MLflow, a per-protein table, a small sample of predicted/true windows)."""
     from protstruct.data.pipeline import centred_start, eval_targets

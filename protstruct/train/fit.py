@@ -29,32 +29,42 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path, checkpo
     splits.require_all_splits()
     strategy = _prepare_device(cfg, run_logger)
     _log_data(splits, run_logger, workdir)
-    crop, batch = int(cfg.data.crop_size), int(cfg.trainer.batch_size)
     features = instantiate(cfg.features)
-    model = _build_model(cfg, features, crop, strategy)
+    model = _build_model(cfg, features, int(cfg.data.crop_size), strategy)
     run_logger.log_metrics({"model/params": model.count_params()})
 
     started = time.perf_counter()
     stopper, history = _train(cfg, model, splits, features, run_logger, checkpoints, resume,
                               started if job_started is None else job_started)
     fit_seconds = time.perf_counter() - started
-    # test metrics from the restored best-validation weights, per protein on the fixed windows
-    pred = model.predict(pipeline.eval_dataset(splits.test, crop, batch, features), verbose=0)
-    metrics, per_protein, sample = evaluate.test_evaluation(pred, splits.test, splits.train, crop)
+    metrics, per_protein, sample = _evaluate_on_test(cfg, model, splits, features)
     metrics.update({"train/best_epoch": stopper.best_epoch, "train/epochs_run": len(history),
                     "time/fit_seconds": fit_seconds,
                     "time/fit_and_test_seconds": time.perf_counter() - started,
                     "memory/peak_rss_mb": device.peak_rss_mb()})
+    _log_model_and_metrics(cfg, model, splits, features, metrics, run_logger)
+    _log_results(per_protein, sample, history, run_logger, workdir)
+    return metrics
+
+
+def _evaluate_on_test(cfg: DictConfig, model, splits, features):
+    """Test metrics from the restored best-validation weights, per protein on the fixed windows."""
+    crop = int(cfg.data.crop_size)
+    pred = model.predict(pipeline.eval_dataset(splits.test, crop, int(cfg.trainer.batch_size), features), verbose=0)
+    return evaluate.evaluate_test_set(pred, splits.test, splits.train, crop)
+
+
+def _log_model_and_metrics(cfg: DictConfig, model, splits, features, metrics: dict, run_logger) -> None:
+    """The model, stored once as an MLflow Model, and the metrics, the test ones linked to it and
+    to the test dataset."""
     model_id = None
-    if cfg.tracking.log_model:  # stored once, as an MLflow Model the test metrics are linked to
-        example = pipeline.window_features(splits.test[0], 0, crop, features)
+    if cfg.tracking.log_model:
+        example = pipeline.window_features(splits.test[0], 0, int(cfg.data.crop_size), features)
         model_id = models.log_keras_model(run_logger.client, run_logger.experiment_id(), run_logger.run_id,
                                           model, example)
     on_test = {k: v for k, v in metrics.items() if k.startswith(("test/", "baseline/"))}
     run_logger.log_metrics(on_test, model_id=model_id, dataset=(f"{splits.name}/test", splits.split_digest("test")))
     run_logger.log_metrics({k: v for k, v in metrics.items() if k not in on_test}, model_id=model_id)
-    _log_results(per_protein, sample, history, run_logger, workdir)
-    return metrics
 
 
 def _prepare_device(cfg: DictConfig, run_logger):

@@ -13,11 +13,11 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,62 +25,14 @@ from protstruct import console
 from protstruct.config import project_root
 from protstruct.tracking import artifacts, ledger, liveness, mlflow_store, resume, sweep
 from protstruct.tracking.redact import redact, redact_tree
-from protstruct.train import device
+from protstruct.train import context, device
 
 log = logging.getLogger(__name__)
-NAME_EXCLUDES = ("study=", "tracking.", "hydra.", "debug=", "rerun=", "dry_run=")
 VERSIONED = ("tensorflow", "keras", "mlflow", "hydra-core", "numpy", "pandas", "gemmi", "protstruct")
 
 
 def _raise_terminated(signum, frame):
     raise sweep.Interrupted(f"signal {signum}")
-
-
-def _context() -> dict:
-    hc = HydraConfig.get()
-    overrides = list(hc.overrides.task)
-    multirun = hc.mode == RunMode.MULTIRUN
-    env = sweep.env_of_job(hc) if multirun else {}
-    swept = set(filter(None, env.get(sweep.SWEPT_ENV, "").split(",")))
-    n_jobs = hc.launcher.get("n_jobs") if multirun else None
-    return {
-        "name": sweep.job_name(overrides, swept, NAME_EXCLUDES),
-        "num": hc.job.get("num") if multirun else None,
-        "overrides": overrides,
-        "choices": dict(hc.runtime.choices),
-        "output_dir": Path(hc.runtime.output_dir),
-        "log_file": Path(hc.runtime.output_dir) / f"{hc.job.name}.log",
-        "sweep_dir": Path(hc.sweep.dir) if multirun else None,
-        "parent": env.get(sweep.PARENT_ENV),
-        "token": env.get(sweep.TOKEN_ENV),
-        "multirun": multirun,
-        "workers": 1 if not n_jobs else (n_jobs if n_jobs > 0 else os.cpu_count() or 1),
-    }
-
-
-SLURM_ENV = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SLURM_RESTART_COUNT")
-
-
-def _engine_tags() -> dict[str, str]:
-    """Where a job ran under a cluster engine: its Slurm job ids, its Ray node."""
-    tags = {f"protstruct.slurm.{k[len('SLURM_'):].lower()}": os.environ[k] for k in SLURM_ENV if k in os.environ}
-    if "ray" in sys.modules:  # imported by the Ray launcher's worker, never by protstruct itself
-        ray = sys.modules["ray"]
-        if ray.is_initialized():
-            tags["protstruct.ray.node_id"] = ray.get_runtime_context().get_node_id()
-    return tags
-
-
-def _engine_cpus() -> int | None:
-    """The CPUs a cluster engine gave this job (several jobs share a node: each takes its share):
-    Slurm's ``--cpus-per-task``, or Ray's assigned resources."""
-    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
-        return int(os.environ["SLURM_CPUS_PER_TASK"])
-    ray = sys.modules.get("ray")
-    if ray is None or not ray.is_initialized():
-        return None
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
-    return int(cpus) if cpus else None
 
 
 def _versions() -> dict[str, str]:
@@ -107,7 +59,7 @@ def _start_run(client, exp_id: str, ctx: dict, cfg: DictConfig, tags: dict) -> m
               "protstruct.study": cfg.get("study_name") or "",
               "protstruct.worker_pid": str(os.getpid()),
               **_versions(),
-              **_engine_tags(),
+              **context.engine_tags(),
               **{f"protstruct.{g}": choices.get(g, "") for g in
                  ("backbone", "decoder", "dropout", "optimizer", "loss", "data", "features",
                   "attention", "target", "variant")},
@@ -140,54 +92,33 @@ def _key(cfg: DictConfig, resolved: dict, splits) -> str:
     return resume.job_key(resolved, splits.fingerprint(), code)
 
 
+@dataclass
+class _Tracking:
+    """What the failure path needs of a job, whatever step it failed in."""
+    client: Any = None
+    exp_id: str | None = None
+    run_logger: Any = None
+
+
 def run_job(cfg: DictConfig) -> float:
     job_started = time.perf_counter()
-    ctx = _context()
-    threads = device.set_cpu_threads(ctx["workers"], _engine_cpus())
+    ctx = context.job_context()
+    threads = device.set_cpu_threads(ctx["workers"], context.engine_cpus())
     console.import_tensorflow()  # after the thread settings, which only a fresh TensorFlow reads
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
-    client = exp_id = run_logger = None
+    tracking = _Tracking()
     status, metrics = "FAILED", {}
     try:
-        device.enable_memory_growth()  # before anything (a TFRecord parse) touches a GPU
-        client = mlflow_store.client_for(cfg.tracking.uri)
-        liveness.reap_vanished(client)
-        exp_id = mlflow_store.ensure_experiment(client, cfg.tracking.experiment, cfg.tracking.artifact_root)
-        load_started = time.perf_counter()
-        splits = instantiate(cfg.data.source)
-        load_seconds = time.perf_counter() - load_started
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        key = _key(cfg, resolved, splits)
-        done = resume.finished_run(client, exp_id, key)
+        splits, resolved, key, load_seconds = _connect_and_load(cfg, tracking)
+        done = resume.finished_run(tracking.client, tracking.exp_id, key)
         if cfg.dry_run:
-            plan = f"skip (FINISHED run {done.info.run_id})" if done and not cfg.rerun else "run"
-            print(f"[dry-run] #{ctx['num']} {ctx['name']}: would {plan}", flush=True)
-            sweep.record_dry_run(ctx["sweep_dir"], ctx["token"], ctx["num"], ctx["name"],
-                                 done.info.run_id if done and not cfg.rerun else None)
-            return math.nan
+            return _plan_only(cfg, ctx, done)
         if done and not cfg.rerun:
-            return _reuse(client, done, ctx)
-        stopped = None if cfg.rerun else resume.interrupted_run(client, exp_id, key, liveness.owner_alive)
-        if stopped is not None:
-            run_logger, checkpoints = _reopen(client, stopped, ctx), Path(stopped.data.tags[resume.CHECKPOINT_TAG])
-        else:
-            checkpoints = _checkpoint_root(cfg, ctx) / key
-            run_logger = _start_run(client, exp_id, ctx, cfg, {resume.KEY_TAG: key,
-                                                               resume.KEY_VERSION_TAG: resume.KEY_VERSION,
-                                                               resume.CHECKPOINT_TAG: str(checkpoints)})
-            _log_config(run_logger, resolved, ctx)
-        log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
-                 f" ({threads} CPU threads)" if threads else "")
-        run_logger.log_metrics({"time/data_load_seconds": load_seconds})
-        if threads:
-            run_logger.set_tags({"protstruct.cpu_threads": str(threads)})
-        ctx["monitor"] = _system_metrics(cfg, run_logger, resumed=stopped is not None)
-        from protstruct.train.checkpoint import latest
-        from protstruct.train.fit import fit_and_evaluate  # TensorFlow's training machinery
-
-        with tempfile.TemporaryDirectory() as tmp:
-            metrics = fit_and_evaluate(cfg, splits, run_logger, Path(tmp), checkpoints,
-                                       latest(checkpoints) if stopped is not None else None, job_started)
+            return _reuse(tracking.client, done, ctx)
+        checkpoints, resumed = _open_run(cfg, ctx, tracking, key, resolved)
+        _log_start(ctx, tracking.run_logger, threads, load_seconds)
+        ctx["monitor"] = _system_metrics(cfg, tracking.run_logger, resumed=resumed)
+        metrics = _train(cfg, splits, tracking.run_logger, checkpoints, resumed, job_started)
         status = "FINISHED"
         if not cfg.trainer.keep_checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
@@ -195,13 +126,67 @@ def run_job(cfg: DictConfig) -> float:
         status = "KILLED"
         raise
     except Exception as exc:
-        run_logger = _record_failure(exc, client, exp_id, run_logger, ctx, cfg)
+        tracking.run_logger = _record_failure(exc, tracking.client, tracking.exp_id, tracking.run_logger, ctx, cfg)
         if not ctx["multirun"]:  # exit non-zero without Hydra echoing the raw command line
             raise SystemExit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-        _finish(client, run_logger, status, metrics, ctx)
-    return _best_val(client, run_logger.run_id) if status == "FINISHED" else math.nan
+        _finish(tracking.client, tracking.run_logger, status, metrics, ctx)
+    return _best_val(tracking.client, tracking.run_logger.run_id) if status == "FINISHED" else math.nan
+
+
+def _connect_and_load(cfg: DictConfig, tracking: _Tracking):
+    """The store (reaping runs whose process is gone), the data, and the job's resume key."""
+    device.enable_memory_growth()  # before anything (a TFRecord parse) touches a GPU
+    tracking.client = mlflow_store.client_for(cfg.tracking.uri)
+    liveness.reap_vanished(tracking.client)
+    tracking.exp_id = mlflow_store.ensure_experiment(tracking.client, cfg.tracking.experiment,
+                                                     cfg.tracking.artifact_root)
+    load_started = time.perf_counter()
+    splits = instantiate(cfg.data.source)
+    load_seconds = time.perf_counter() - load_started
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return splits, resolved, _key(cfg, resolved, splits), load_seconds
+
+
+def _plan_only(cfg: DictConfig, ctx: dict, done) -> float:
+    """dry_run=true: say whether this job would train or reuse a FINISHED run, and record it."""
+    reused = done.info.run_id if done and not cfg.rerun else None
+    print(f"[dry-run] #{ctx['num']} {ctx['name']}: would {f'skip (FINISHED run {reused})' if reused else 'run'}",
+          flush=True)
+    sweep.record_dry_run(ctx["sweep_dir"], ctx["token"], ctx["num"], ctx["name"], reused)
+    return math.nan
+
+
+def _open_run(cfg: DictConfig, ctx: dict, tracking: _Tracking, key: str, resolved: dict) -> tuple[Path, bool]:
+    """Continue this job's stopped run in place, or start a new one; → (checkpoint folder, resumed)."""
+    stopped = None if cfg.rerun else resume.interrupted_run(tracking.client, tracking.exp_id, key,
+                                                            liveness.owner_alive)
+    if stopped is not None:
+        tracking.run_logger = _reopen(tracking.client, stopped, ctx)
+        return Path(stopped.data.tags[resume.CHECKPOINT_TAG]), True
+    checkpoints = _checkpoint_root(cfg, ctx) / key
+    tracking.run_logger = _start_run(tracking.client, tracking.exp_id, ctx, cfg, {
+        resume.KEY_TAG: key, resume.KEY_VERSION_TAG: resume.KEY_VERSION, resume.CHECKPOINT_TAG: str(checkpoints)})
+    _log_config(tracking.run_logger, resolved, ctx)
+    return checkpoints, False
+
+
+def _log_start(ctx: dict, run_logger, threads: int | None, load_seconds: float) -> None:
+    log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
+             f" ({threads} CPU threads)" if threads else "")
+    run_logger.log_metrics({"time/data_load_seconds": load_seconds})
+    if threads:
+        run_logger.set_tags({"protstruct.cpu_threads": str(threads)})
+
+
+def _train(cfg: DictConfig, splits, run_logger, checkpoints: Path, resumed: bool, job_started: float) -> dict:
+    from protstruct.train.checkpoint import latest
+    from protstruct.train.fit import fit_and_evaluate  # TensorFlow's training machinery
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return fit_and_evaluate(cfg, splits, run_logger, Path(tmp), checkpoints,
+                                latest(checkpoints) if resumed else None, job_started)
 
 
 def _checkpoint_root(cfg: DictConfig, ctx: dict) -> Path:
@@ -218,7 +203,7 @@ def _reopen(client, run, ctx: dict) -> mlflow_store.RunLogger:
     if "protstruct.error" in tags:
         client.delete_tag(run_id, "protstruct.error")
     logger = mlflow_store.RunLogger(client, run_id, run.info.run_name or ctx["name"])
-    logger.set_tags({**liveness.process_tags(), **_engine_tags(),
+    logger.set_tags({**liveness.process_tags(), **context.engine_tags(),
                      resume.RESUMED_TAG: f"{int(tags.get(resume.RESUMED_TAG, '0') or 0) + 1}"})
     if ctx["parent"] and ctx["parent"] != tags.get(mlflow_store.PARENT_TAG):
         client.set_tag(run_id, f"{ledger.REUSED_TAG_PREFIX}{ctx['parent']}", "1")
@@ -240,7 +225,8 @@ def _system_metrics(cfg: DictConfig, run_logger, resumed: bool):
 
 
 def _log_config(run_logger, resolved: dict, ctx: dict) -> None:
-    clean = redact_tree(resolved)
+    # a study's ``report`` block (e.g. the original report's published numbers) is not a setting of the job
+    clean = redact_tree({k: v for k, v in resolved.items() if k != "report"})
     choices = {f"choice.{g}": v for g, v in ctx["choices"].items() if not g.startswith("hydra") and v is not None}
     run_logger.log_params({**mlflow_store.flatten(clean), **choices, "overrides": " ".join(ctx["overrides"])})
     run_logger.log_text(OmegaConf.to_yaml(clean), "config/resolved.yaml")
