@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 STORE := sqlite:///$(CURDIR)/mlflow.db
 STUDY_ARGS ?=
 
-.PHONY: help install test report study report-only beyond mlflow-ui ui-screenshot data bench clean-runs constraints
+.PHONY: help install lint format test report study report-only beyond mlflow-ui ui-screenshot data bench clean-runs constraints
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,15 @@ $(STAMP): pyproject.toml constraints.txt
 constraints: install ## pin constraints.txt to this venv's versions (after an upgrade that passes make test)
 	@{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^protstruct'; } > constraints.tmp
 	@mv constraints.tmp constraints.txt && echo "constraints.txt: $$(grep -vc '^#' constraints.txt) pinned packages"
+
+lint: install ## ruff (lint + format check) and mypy over protstruct/, as CI runs them
+	$(VENV)/bin/ruff check protstruct tests run.py
+	$(VENV)/bin/ruff format --check protstruct tests run.py
+	$(VENV)/bin/mypy
+
+format: install ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format protstruct tests run.py
+	$(VENV)/bin/ruff check --fix protstruct tests run.py
 
 test: install ## run the test suite (what CI runs)
 	$(PY) -m pytest -q

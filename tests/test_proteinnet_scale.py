@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 
 import protstruct.config  # noqa: F401  (the abspath resolver the data configs use)
 from protstruct.data import __main__ as data_cli
-from protstruct.data import cache, folder, proteinnet, synthetic_casp
+from protstruct.data import cache, casp, choices, folder, proteinnet, synthetic_casp
 from protstruct.data.sources import proteinnet_source
 from tests import fixtures as fx
 from tests.conftest import CONF
@@ -71,7 +71,7 @@ def test_generated_folder_looks_like_the_release(casp):
     t30, t50 = _ids_in(d / "training_30"), _ids_in(d / "training_50")
     assert len(t50) == 200 and 0 < len(t30) < 200 and set(t30) <= set(t50)  # nested thinnings
     assert counts == {"training_30": len(t30), "training_50": 200, "validation": 14, "testing": 10}
-    assert {proteinnet.validation_bin(i) for i in _ids_in(d / "validation")} == set(proteinnet.VALIDATION_BINS)
+    assert {casp.validation_bin(i) for i in _ids_in(d / "validation")} == set(choices.VALIDATION_BINS)
     recs, skips = proteinnet.read_text(d / "training_30")
     assert skips == [] and len(recs) == len(t30)
     for r in recs[:20]:
@@ -101,7 +101,7 @@ def test_mixed_thinnings_need_a_choice_and_only_the_chosen_files_are_read(casp, 
 def test_validation_identity_bins_are_kept_and_reach_each_record(casp, tmp_path):
     d, _ = casp
     s = proteinnet_source(str(d), cache_dir=str(tmp_path), thinning=30)
-    assert sorted(r.meta[folder.VALIDATION_IDENTITY] for r in s.val) == sorted(2 * list(proteinnet.VALIDATION_BINS))
+    assert sorted(r.meta[folder.VALIDATION_IDENTITY] for r in s.val) == sorted(2 * list(choices.VALIDATION_BINS))
     assert all(folder.VALIDATION_IDENTITY not in r.meta for r in s.train + s.test)
     s30 = proteinnet_source(str(d), cache_dir=str(tmp_path), thinning=30, validation_identity=30)
     assert [r.meta["validation_identity"] for r in s30.val] == [30, 30] and _rec_ids(s30.train) == _rec_ids(s.train)

@@ -29,6 +29,32 @@ def _kind(path: Path, kind: str) -> str:
     return "structures" if any(is_structure_file(p) for p in files) else "proteinnet"
 
 
+def _largest(counts: Counter) -> tuple[str, int]:
+    return min(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+
+
+def _entry_and_component_lines(records: list, split_info: dict) -> list[str]:
+    """PDB entries and homology components, each with its largest and that one's share of the chains:
+    a split is only as fair as these (one big entry or family can dominate a split)."""
+    if not records:
+        return []
+    n = len(records)
+    # the embedded set records its entry; a structure or ProteinNet id starts with it (6ZU5_A, 70#1ABC_1_A)
+    entries = Counter(r.meta.get("pdb_id") or r.id.split("#")[-1].split("_")[0] for r in records)
+    top, k = _largest(entries)
+    lines = [f"entries: {len(entries)}, the largest {top} with {k} chains ({100 * k / n:.1f} %)"]
+    if split_info:  # a homology split made now (structure folders, ProteinNet without its own split)
+        lines.append(f"components: {split_info['components']} (MMseqs2 identity >= {split_info['identity']:g} over "
+                     f">= {split_info['coverage']:g} of both chains, plus same-entry edges), the largest with "
+                     f"{split_info['largest_component']} chains ({100 * split_info['largest_component_share']:.1f} %,"
+                     f" e.g. {split_info['largest_component_member']})")
+    elif all("cluster" in r.meta for r in records):  # a fixed split by component (the embedded set)
+        top, k = _largest(Counter(r.meta["cluster"] for r in records))
+        lines.append(f"components: {len({r.meta['cluster'] for r in records})}, the largest with {k} chains "
+                     f"({100 * k / n:.1f} %, e.g. {top})")
+    return lines
+
+
 def summarize(source: str, kind: str = "auto", min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
               cache_dir: str | None = None, thinning: int | None = None, validation_identity=None) -> str:
     from protstruct.data import sources
@@ -54,6 +80,7 @@ def summarize(source: str, kind: str = "auto", min_length: int = MIN_LENGTH, max
              f"chains kept: {len(records)} (" + ", ".join(f"{s} {len(r)}" for s, r in splits.items()) + ")",
              f"skipped: {len(splits.skips)}"]
     lines += [f"  {reason}: {n}" for reason, n in splits.skip_counts().items()]
+    lines += _entry_and_component_lines(records, splits.split_info)
     bins = Counter(r.meta[VALIDATION_IDENTITY] for r in splits.val if VALIDATION_IDENTITY in r.meta)
     if bins:
         lines.append("validation identity bins: " + ", ".join(f"{b}%: {n}" for b, n in sorted(bins.items())))

@@ -17,13 +17,12 @@ import io
 import itertools
 import logging
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from protstruct.data.cache import shown
-from protstruct.data.choices import MIN_LENGTH, THINNINGS, VALIDATION_BINS
+from protstruct.data.choices import MIN_LENGTH
 from protstruct.data.records import STANDARD_AA, ProteinRecord
 from protstruct.data.structures import MAX_ABS_COORD, Skip
 
@@ -94,7 +93,7 @@ def _matrix(sections: dict, key: str, parsed) -> np.ndarray | None:
     lines = sections.get(key)
     if not lines:
         return None
-    values, counts = parsed if parsed is not None else (None, None)
+    values, counts = parsed if parsed is not None else (None, [])
     if values is None:  # the batch did not parse: this record alone, line by line
         try:
             rows = [_floats(line) for line in lines]
@@ -132,6 +131,7 @@ def _parse_batch(pending: list[dict], name: str, min_length: int):
         counts = [len(line.split()) for line in lines]
     else:
         counts = [line.count(b"\t") + 1 for line in lines]
+    values: np.ndarray | None
     try:
         values = _floats(blob)
         values = values if len(values) == sum(counts) else None
@@ -151,11 +151,13 @@ def _parse_batch(pending: list[dict], name: str, min_length: int):
 def iter_text(path: Path, min_length: int = MIN_LENGTH):
     """Stream (record, None) / (None, Skip) from a ProteinNet text file."""
     name = shown(Path(path).name)
-    pending, size, sections, current, blank = [], 0, {}, None, True
+    pending: list[dict] = []
+    sections: dict[str, list[bytes]] = {}
+    size, current, blank = 0, None, True
     with open(path, "rb") as fh:
         for raw in fh:
             line = raw.strip()
-            if line.startswith(b"[ID]") and "ID" in sections or not line and sections:
+            if (line.startswith(b"[ID]") and "ID" in sections) or (not line and sections):
                 pending.append(sections)  # a record ends at a blank line or at the next [ID]
                 size += sum(len(x) for k in _NUMERIC for x in sections.get(k, ()))
                 sections, current = {}, None
@@ -219,7 +221,8 @@ def _tfrecord_example(raw: bytes, name: str, index: int, min_length: int):
     try:
         ctx = example.context.feature
         if "id" in ctx and ctx["id"].WhichOneof("kind") not in ("bytes_list", None):
-            raise _Bad("wrong_dtype", f"{where}: context 'id' holds {ctx['id'].WhichOneof('kind')}, expected bytes_list")
+            kind = ctx["id"].WhichOneof("kind")
+            raise _Bad("wrong_dtype", f"{where}: context 'id' holds {kind}, expected bytes_list")
         ids = ctx["id"].bytes_list.value if "id" in ctx else []
         rid = ids[0].decode("utf-8", "replace") if ids else where
         missing = (["id"] if not ids else []) + [f for f in ("primary", "tertiary", "mask")
@@ -272,50 +275,3 @@ def read_file(path: Path, min_length: int = MIN_LENGTH):
     if path.stat().st_size == 0:
         return [], [Skip(shown(path), "empty_file")]
     return read_text(path, min_length) if is_text(path) else read_tfrecord(path, min_length)
-
-
-# ---- the casp folders of the release ---------------------------------------------------------
-
-def validation_bin(record_id: str) -> int | None:
-    """ProteinNet validation ids start with their identity bin: ``70#1ABC_1_A`` → 70."""
-    m = re.match(r"(\d+)#", record_id)
-    return int(m[1]) if m else None
-
-
-def _shards(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
-
-
-def _split_files(folder: Path, name: str) -> list[Path]:
-    for candidate in (folder / name, folder / f"{name}.txt"):
-        if candidate.is_file():
-            return [candidate]
-        if candidate.is_dir():
-            return _shards(candidate)
-    return []
-
-
-def casp_layout(folder: Path, thinning: int | None = None) -> list[tuple[Path, str]] | None:
-    """A ProteinNet casp folder → [(file, split)] for one thinning, validation and testing (their
-    own split); None when ``folder`` holds no ``training_<N>`` file or ``training/<N>/`` folder."""
-    text = {int(m[1]): p for p in folder.iterdir()
-            if p.is_file() and (m := re.fullmatch(r"training_(\d+)(?:\.txt)?", p.name))}
-    tf_root = folder / "training"
-    shards = {int(d.name): d for d in tf_root.iterdir() if d.is_dir() and d.name.isdigit()} \
-        if tf_root.is_dir() else {}
-    choices = sorted(set(text) | set(shards))
-    if not choices:
-        return None
-    if thinning is None and len(choices) > 1:
-        raise ValueError(f"data.path: {shown(folder)} holds ProteinNet training sets of thinnings {choices}; "
-                         f"choose one with data.thinning=N (summarize: --thinning N), one of {choices}")
-    if thinning is not None and thinning not in choices:
-        raise ValueError(f"data.thinning={thinning}: {shown(folder)} holds thinning(s) {choices} only")
-    thinning = choices[0] if thinning is None else thinning
-    if thinning in text and thinning in shards:
-        log.warning("data: %s holds training_%d as text and as TFRecords: reading the text file",
-                    shown(folder), thinning)
-    train = [text[thinning]] if thinning in text else _shards(shards[thinning])
-    return ([(f, "train") for f in train] + [(f, "val") for f in _split_files(folder, "validation")]
-            + [(f, "test") for f in _split_files(folder, "testing")])
