@@ -38,9 +38,9 @@ from pathlib import Path
 
 import pytest
 
-CLUSTER = "protstruct"
-PARTITION = "debug"
-NODE = "protstruct-node"
+from tests import slurm_confs
+
+CLUSTER, PARTITION, NODE = slurm_confs.CLUSTER, slurm_confs.PARTITION, slurm_confs.NODE
 BINARIES = ("munged", "mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "slurmctld", "slurmd",
             "sinfo", "sbatch", "sacct", "scancel", "squeue")
 START_TIMEOUT_S = 120
@@ -122,71 +122,6 @@ def _wait(what: str, ready, cluster: SlurmCluster, procs: dict[str, subprocess.P
     raise RuntimeError(f"{what} not ready after {timeout:.0f} s\n{cluster.log_tail()}")
 
 
-def _write_confs(root: Path, ports: dict[str, int], cpus: int, mem_mb: int, db_pass: str) -> Path:
-    munge_socket = root / "munge" / "munge.socket"
-    conf = root / "slurm.conf"
-    conf.write_text(f"""\
-ClusterName={CLUSTER}
-SlurmctldHost={socket.gethostname().split('.')[0]}(127.0.0.1)
-SlurmctldPort={ports['slurmctld']}
-SlurmdPort={ports['slurmd']}
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-AuthInfo=socket={munge_socket}
-CredType=cred/munge
-StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool/%n
-SlurmctldPidFile={root}/run/slurmctld.pid
-SlurmdPidFile={root}/run/slurmd.pid
-SlurmctldLogFile={root}/log/slurmctld.log
-SlurmdLogFile={root}/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-PlugStackConfig={root}/plugstack.conf
-MailProg=/bin/true
-MpiDefault=none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU_Memory
-SchedulerType=sched/backfill
-ReturnToService=2
-KillWait=30
-InactiveLimit=0
-MinJobAge=300
-AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=127.0.0.1
-AccountingStoragePort={ports['slurmdbd']}
-AccountingStoragePass={munge_socket}
-JobCompType=jobcomp/none
-NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={NODE} CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
-PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
-""")
-    (root / "plugstack.conf").write_text("")
-    dbd = root / "slurmdbd.conf"  # slurmdbd reads it from SLURM_CONF's folder; must be 0600
-    dbd.write_text(f"""\
-AuthType=auth/munge
-AuthInfo=socket={munge_socket}
-DbdHost=localhost
-DbdAddr=127.0.0.1
-DbdPort={ports['slurmdbd']}
-SlurmUser=root
-PidFile={root}/run/slurmdbd.pid
-LogFile={root}/log/slurmdbd.log
-DebugLevel=info
-StorageType=accounting_storage/mysql
-StorageHost=127.0.0.1
-StoragePort={ports['mariadb']}
-StorageUser=slurm
-StoragePass={db_pass}
-StorageLoc=slurm_acct_db
-""")
-    dbd.chmod(0o600)
-    return conf
-
-
 def _stop(cluster: SlurmCluster, procs: dict[str, subprocess.Popen]) -> list[str]:
     """Cancel jobs, stop daemons newest first, then any leftover process of this cluster. Returns
     what had to be killed the hard way."""
@@ -247,7 +182,7 @@ def _start(root: Path, procs: dict[str, subprocess.Popen]) -> SlurmCluster:
     cpus = os.cpu_count() or 1
     mem_mb = max(1024, int(_mem_mb() * 0.9))
     db_pass = secrets.token_hex(12)
-    conf = _write_confs(root, ports, cpus, mem_mb, db_pass)
+    conf = slurm_confs.write_confs(root, ports, cpus, mem_mb, db_pass)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     for var in [k for k in env if k.startswith(("SLURM_", "SBATCH_", "SALLOC_", "SRUN_", "SQUEUE_", "SACCT_"))]:
         if var != "SLURM_CONF":
