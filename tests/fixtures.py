@@ -11,7 +11,8 @@ import numpy as np
 from protstruct.data.records import STANDARD_AA, ProteinRecord
 
 THREE = {gemmi.find_tabulated_residue(n).one_letter_code.upper(): n
-         for n in ("ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL").split()}
+         for n in ["ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE",
+                   "LEU", "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL"]}
 
 
 def atom_line(serial, name, resname, chain, resnum, xyz, het=False, element=None):
@@ -33,7 +34,7 @@ def pdb_text(record: ProteinRecord, chain: str = "A", models: int = 1, entry: st
         out.append("TER")
         if models > 1:
             out.append("ENDMDL")
-    return "\n".join(out + ["END"]) + "\n"
+    return "\n".join([*out, "END"]) + "\n"
 
 
 def write_pdb(record, path: Path, **kw) -> Path:

@@ -31,9 +31,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -244,7 +244,8 @@ def start_ray_cluster(root: Path | None = None, *, worker_cpus: int = WORKER_CPU
     cluster = None
     try:
         head = _start_node(["--head", f"--port={port}", "--num-cpus=0", "--num-gpus=0", "--include-dashboard=false",
-                            f"--dashboard-port={free_port()}", f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+                            f"--dashboard-port={free_port()}", f"--ray-client-server-port={free_port()}",
+                            f"--dashboard-agent-listen-port={free_port()}",
                             f"--temp-dir={head_tmp}", *common], cwd=root, env=_node_env(None), log=root / "head.log")
         procs.append(head)
         # the worker's `ray start` retries the GCS until the head is up

@@ -25,6 +25,7 @@ Debian 12 packages: ``slurmctld slurmd slurm-client slurmdbd munge mariadb-serve
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -146,10 +147,8 @@ def _stop(cluster: SlurmCluster, procs: dict[str, subprocess.Popen]) -> list[str
     marker = f"SLURM_CONF={cluster.conf}".encode()
     for pid in _processes_with_env(marker):
         problems.append(f"pid {pid} ({_cmdline(pid)}) outlived the daemons: killed")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return problems
 
 

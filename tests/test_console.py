@@ -16,7 +16,7 @@ def _run(*args):
 def test_help_explains_every_config_group_with_examples():
     proc = _run("--help")
     assert proc.returncode == 0, proc.stderr
-    groups = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra") + ["hydra/launcher"]
+    groups = [*sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra"), "hydra/launcher"]
     lines = proc.stdout.splitlines()
     for group in groups:
         (line,) = [i for i, text in enumerate(lines) if text.strip().startswith(group + " ")]

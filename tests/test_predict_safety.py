@@ -39,7 +39,8 @@ def smoke_run(smoke_sweep, tmp_path_factory):
     local = tmp_path_factory.mktemp("smoke_copy")
     model_id = models.run_model_id(client, run)
     model = Path(models.download_keras(client, run.info.run_id, model_id, str(local))[0])
-    cfg = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config/resolved.yaml", str(local))).read_text())
+    resolved = Path(client.download_artifacts(run.info.run_id, "config/resolved.yaml", str(local)))
+    cfg = yaml.safe_load(resolved.read_text())
     return {"run_id": run.info.run_id, "uri": smoke_sweep["uri"], "model": model, "cfg": cfg}
 
 

@@ -18,7 +18,8 @@ from hydra.utils import instantiate
 
 import protstruct.config  # noqa: F401  (the abspath resolver the data configs use)
 from protstruct.data import __main__ as data_cli
-from protstruct.data import cache, casp, choices, folder, proteinnet, synthetic_casp
+from protstruct.data import cache, choices, folder, proteinnet, synthetic_casp
+from protstruct.data.casp import validation_bin
 from protstruct.data.sources import proteinnet_source
 from tests import fixtures as fx
 from tests.conftest import CONF
@@ -71,7 +72,7 @@ def test_generated_folder_looks_like_the_release(casp):
     t30, t50 = _ids_in(d / "training_30"), _ids_in(d / "training_50")
     assert len(t50) == 200 and 0 < len(t30) < 200 and set(t30) <= set(t50)  # nested thinnings
     assert counts == {"training_30": len(t30), "training_50": 200, "validation": 14, "testing": 10}
-    assert {casp.validation_bin(i) for i in _ids_in(d / "validation")} == set(choices.VALIDATION_BINS)
+    assert {validation_bin(i) for i in _ids_in(d / "validation")} == set(choices.VALIDATION_BINS)
     recs, skips = proteinnet.read_text(d / "training_30")
     assert skips == [] and len(recs) == len(t30)
     for r in recs[:20]:
@@ -309,7 +310,7 @@ def test_tfrecord_features_of_the_wrong_dtype_are_skipped(tmp_path):
     rec = ProteinRecord("X", seq, (ter[:, 1::3].T / 100).astype(np.float32), mask)
     payloads = [fx.wrong_dtype_example(rec, feat, f"WRONG_{feat}")
                 for feat in ("primary", "tertiary", "evolutionary", "mask", "id")]
-    fx.write_tfrecord(tmp_path / "w.tfrecord", payloads + [fx.sequence_example(rec, rid="FINE")])
+    fx.write_tfrecord(tmp_path / "w.tfrecord", [*payloads, fx.sequence_example(rec, rid="FINE")])
     records, skips = proteinnet.read_file(tmp_path / "w.tfrecord")
     assert _rec_ids(records) == ["FINE"]
     assert [(s.where, s.reason) for s in skips] == [

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-
 from tests.conftest import run_cli
 
 SEEDS = (0, 1, 2, 3)

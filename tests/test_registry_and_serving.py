@@ -66,7 +66,7 @@ def test_mlflow_models_serve_answers_a_real_rest_request(champion, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": champion["uri"], "TF_CPP_MIN_LOG_LEVEL": "2",
            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     mlflow_cli = os.path.join(bin_dir, "mlflow")
-    log = open(tmp_path / "serve.log", "w")
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - the server writes it for its whole life
     server = subprocess.Popen([mlflow_cli, "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager",
                                "local", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -75,7 +75,8 @@ def test_published_numbers_come_from_the_study_config_only():
     numbers = published.for_study("p0_vs_p1")
     assert [m["value"] for m in numbers.models] == [157_040_312_320.0, 39_560_581_120.0]
     text = "\n\n".join(published.markdown(numbers, "test/mse_original", 64))
-    assert "| P0 (decoder=transpose, dropout=none) | 157,040,312,320 |" in text and "| change P0 → P1 | -74.8% |" in text
+    assert "| P0 (decoder=transpose, dropout=none) | 157,040,312,320 |" in text
+    assert "| change P0 → P1 | -74.8% |" in text
     assert "summed over a 64×64 window" in text
     assert "window" not in "".join(published.markdown(numbers, "test/mse_original", 256))
     for study in ("beyond", None, "", "no_such_study", "../conf/study/p0_vs_p1", "_base"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import logging
 import subprocess
-import tomllib
 
 import pytest
+import tomllib
 
 from protstruct.tracking import redact as r
 from tests.conftest import ROOT

@@ -24,7 +24,7 @@ def _line_record(k: int, length: int = 24) -> ProteinRecord:
 
 def _drawn(dataset) -> list[list[int]]:
     """Record numbers of each batch (from the spacing of the first two residues of each target)."""
-    return [[int(round(float(d))) - 1 for d in target[:, 0, 1, 0].numpy()] for _, target in dataset]
+    return [[round(float(d)) - 1 for d in target[:, 0, 1, 0].numpy()] for _, target in dataset]
 
 
 def test_cluster_sampling_draws_one_chain_of_every_cluster_per_epoch():
@@ -109,7 +109,7 @@ def test_val_sample_spreads_over_the_validation_set(tmp_path):
     assert sources.spread_sample(list(range(3)), 4) == [0, 1, 2]
     casp = tmp_path / "casp"
     synthetic_casp.write(casp, records=40, validation=30, testing=10)
-    common = dict(path=str(casp), cache_dir=str(tmp_path / "cache"), thinning=30)
+    common = {"path": str(casp), "cache_dir": str(tmp_path / "cache"), "thinning": 30}
     whole = sources.proteinnet_source(**common)
     capped = sources.proteinnet_source(**common, val_sample=6)
     assert [r.id for r in capped.val] == [r.id for r in sources.spread_sample(whole.val, 6)]

@@ -16,7 +16,6 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import run_cli
 from tests.mlflow_server import MlflowAuthServer
 
-
 CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
                    "MLFLOW_TRACKING_URI")
 

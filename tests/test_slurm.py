@@ -16,7 +16,6 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import ROOT, run_cli, store_overrides
 
 
-
 def _slurm_overrides(cluster, base: Path) -> list[str]:
     """The real-cluster preset, shrunk to the 2-CPU node: every resource is an override."""
     return ["hydra/launcher=slurm", f"hydra.launcher.partition={cluster.partition}",
@@ -46,7 +45,7 @@ def _sacct(cluster, job_id: str) -> dict[str, str]:
     return dict(line.split("|", 1) for line in out.splitlines() if line.strip())
 
 
-def test_a_sweep_runs_as_a_slurm_job_array(slurm_cluster, tmp_path):  # noqa: F811
+def test_a_sweep_runs_as_a_slurm_job_array(slurm_cluster, tmp_path):
     cluster = slurm_cluster
     started = time.monotonic()
     proc = run_cli(["-m", "seed=0,1,2,3", "debug=smoke", "tracking.experiment=slurm",
@@ -116,7 +115,7 @@ def _code_fingerprint() -> str:
     return getattr(code_fingerprint, "__wrapped__", code_fingerprint)(ROOT / "protstruct", ROOT / "conf")
 
 
-def test_scancel_kills_a_jobs_run_and_the_rerun_resumes_only_that_job(slurm_cluster, tmp_path):  # noqa: F811
+def test_scancel_kills_a_jobs_run_and_the_rerun_resumes_only_that_job(slurm_cluster, tmp_path):
     cluster = slurm_cluster
     code = _code_fingerprint()
     db = tmp_path / "mlflow.db"

@@ -24,7 +24,7 @@ def runs(smoke_sweep):
 
 
 def test_one_parent_two_finished_children(runs, smoke_sweep):
-    client, exp, parents, children = runs
+    _client, exp, parents, children = runs
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
     assert parent.info.status == "FINISHED"
@@ -73,7 +73,7 @@ def test_children_have_their_artifacts(runs):
 
 
 def test_children_carry_mlflows_own_lineage(runs):
-    client, _, _, children = runs
+    _client, _, _, children = runs
     digests = []
     for run in children:
         tags = run.data.tags

@@ -3,6 +3,7 @@ allows: failures, SIGTERM + resume + dry run, parallel joblib workers, mirrored 
 Optuna search, reproducibility."""
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -82,7 +83,7 @@ def test_sigterm_kills_the_run_and_rerunning_launches_exactly_the_missing_jobs(t
     try:
         assert _wait_for_metric(tmp_path / "mlflow.db", "seed=1", "val/rmse", proc), "job seed=1 never logged"
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
+        _out, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode != 0
@@ -133,7 +134,7 @@ def test_joblib_runs_jobs_in_parallel_without_losing_runs(tmp_path):
             assert [m.step for m in client.get_metric_history(r.info.run_id, key)] == [0, 1]
     assert len({r.data.tags["protstruct.worker_pid"] for r in runs}) == 2
     spans = sorted((r.info.start_time, r.info.end_time) for r in runs)
-    assert any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
+    assert any(b_start < a_end for (_, a_end), (b_start, _) in itertools.pairwise(spans)), spans
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
@@ -150,7 +151,7 @@ def test_optuna_search_logs_each_trial_as_a_child_run(tmp_path):
     proc = _cli(tmp_path, "search", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
                 f"hydra.sweep.dir={tmp_path}/sweep")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client, runs = _runs(tmp_path, "search")
+    _client, runs = _runs(tmp_path, "search")
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
     assert len(parents) == 1

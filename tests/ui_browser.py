@@ -1,7 +1,8 @@
 """Pytest side of the MLflow UI checks: a real ``mlflow ui`` and headless Chromium (Playwright on
 Debian's binary). The server helpers live in :mod:`protstruct.report.mlflow_ui`, the browser ones
-in :mod:`protstruct.report.ui_screenshot` (the ``make ui-screenshot`` target uses them too); this module adds the skip rule, fixtures and
-failure evidence (a screenshot under the test's tmp_path and the page's visible text).
+in :mod:`protstruct.report.ui_screenshot` (the ``make ui-screenshot`` target uses them too); this
+module adds the skip rule, fixtures and failure evidence (a screenshot under the test's tmp_path
+and the page's visible text).
 
 Skip rule: without Chromium or the ``playwright`` package the tests skip, unless
 ``PROTSTRUCT_REQUIRE_BROWSER`` is set (CI), when they fail instead.
@@ -11,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
