@@ -61,7 +61,7 @@ def _finished_run(client, ref: str) -> tuple[str, str | None]:
         run = client.get_run(run_id)
     except ValueError:
         raise
-    except Exception as exc:  # noqa: BLE001  (MlflowException: no such run or model, bad store, …)
+    except Exception as exc:  # MlflowException: no such run or model, bad store, …
         raise ValueError(f"--model {ref}: {' '.join(str(exc).split())[:300]}") from None
     if run.info.status != "FINISHED":
         raise ValueError(f"--model {ref}: run {run_id} is {run.info.status}, expected FINISHED")
@@ -77,11 +77,11 @@ def _read_run_config(client, run_id: str, tmp: str):
     where_cfg = f"run {run_id} artifact {RESOLVED}"
     try:
         cfg_path = client.download_artifacts(run_id, RESOLVED, tmp)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ValueError(f"{where_cfg}: cannot be downloaded ({type(exc).__name__})") from None
     try:
         cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False)
-    except Exception as exc:  # noqa: BLE001  (not YAML, not a mapping, …)
+    except Exception as exc:  # not YAML, not a mapping, …
         raise ValueError(f"{where_cfg}: not a readable config ({type(exc).__name__}: {exc})") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"{where_cfg}: expected a mapping, got {type(cfg).__name__}")
@@ -98,10 +98,11 @@ def _read_model(client, run_id: str, model_id: str | None, tmp: str):
     from protstruct.models.saved import load_saved_model
     from protstruct.tracking import models
 
-    where_model = f"run {run_id} artifact {MODEL}" if model_id is None else f"model {model_id} artifact {models.KERAS_FILE}"
+    where_model = (f"run {run_id} artifact {MODEL}" if model_id is None
+                   else f"model {model_id} artifact {models.KERAS_FILE}")
     try:
         model_path, where_model = models.download_keras(client, run_id, model_id, tmp)
-    except Exception:  # noqa: BLE001
+    except Exception:
         raise ValueError(f"{where_model}: missing (tracking.log_model was off?)") from None
     return load_saved_model(model_path, where_model), where_model
 

@@ -228,7 +228,7 @@ class FileCache:
                     records, skips = parse(file)
                 except (OSError, MemoryError):
                     raise
-                except Exception as exc:  # noqa: BLE001 - a reader bug: skip the file, never cache it
+                except Exception as exc:  # a reader bug: skip the file, never cache it
                     log.warning("data: reading %s failed: %r", shown(file), exc)
                     return [], [Skip(shown(file), "unreadable", f"{type(exc).__name__}: {str(exc)[:160]} "
                                      "(not cached)")], "uncached"

@@ -32,7 +32,7 @@ def metadata(path: Path = DEFAULT_PATH) -> dict:
 
 def load(path: Path = DEFAULT_PATH) -> dict[str, list[ProteinRecord]]:
     """Records by split name ('train', 'val', 'test'), in file order."""
-    by_split = {s: [] for s in SPLITS}
+    by_split: dict[str, list[ProteinRecord]] = {s: [] for s in SPLITS}
     for row in _payload(str(path))["records"]:
         ca = np.asarray(row["ca_milliangstrom"], np.float32).reshape(-1, 3) / 1000.0
         mask = np.frombuffer(row["mask"].encode(), np.uint8) == ord("1")

@@ -8,6 +8,8 @@ to an ``(…, L, L, channels)`` tensor.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 
@@ -102,14 +104,17 @@ def _spec_parts(value, key: str, where: str, depth: int) -> list:
     return [_build(part, f"{key}[{i}]", where, depth + 1) for i, part in enumerate(value)]
 
 
+# a parameter's checker: (value, key, where, depth) → the checked value, or a ValueError
+_Check = Callable[[Any, str, str, int], Any]
+
 # per class: its keyword parameters and the checker of each one's value
-_PARAMS = {
+_PARAMS: dict[type, dict[str, _Check]] = {
     RelativePosition: {"scale": lambda v, key, where, depth: _finite_number(v, key, where)},
     SequencePairs: {},
     PssmPairs: {},
     Combined: {"parts": _spec_parts},
 }
-_REQUIRED = {Combined: ("parts",)}
+_REQUIRED: dict[type, tuple[str, ...]] = {Combined: ("parts",)}
 
 
 def _build(spec, key: str, where: str, depth: int):
@@ -138,7 +143,7 @@ def _build(spec, key: str, where: str, depth: int):
         raise ValueError(f"{where}: {key}: {exc}") from None
 
 
-def features_from_spec(spec: dict, where: str, key: str = "features"):
+def features_from_spec(spec: object, where: str, key: str = "features"):
     """The feature object that the plain dict ``spec`` describes (``_target_`` + parameters, as in
     a resolved config's ``features`` section; ``parts`` nested for Combined), built WITHOUT
     importing or instantiating anything by name. Any unknown ``_target_``, unknown parameter or

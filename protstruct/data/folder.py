@@ -2,7 +2,7 @@
 
 Each input file's parse is cached on its own (:mod:`protstruct.data.cache`): adding a file to a
 large folder parses that file, and a changed file is parsed again. A ProteinNet casp folder
-(:func:`proteinnet.casp_layout`) is read as released — one thinning, ProteinNet's own validation and
+(:func:`casp.casp_layout`) is read as released — one thinning, ProteinNet's own validation and
 test sets, never re-split; anything else is split by identity cluster (the assignment cached by the
 ids and sequences it was computed from).
 """
@@ -16,7 +16,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from protstruct.data import homology, proteinnet
+from protstruct.data import casp, homology, proteinnet
 from protstruct.data.cache import CACHE_VERSION, FileCache, atomic_write, shown
 from protstruct.data.choices import MAX_LENGTH, MIN_LENGTH, THINNINGS, VALIDATION_BINS
 from protstruct.data.structures import Skip, is_structure_file, read_structure_file
@@ -82,13 +82,13 @@ def _choice(value, allowed: tuple, key: str, many: bool = False):
 def _files(path: Path, kind: str, thinning: int | None) -> tuple[list[tuple[Path, str | None]], bool]:
     """→ ([(file, split or None)], whether this is a casp folder: ProteinNet's split, always)."""
     if kind == "proteinnet" and path.is_dir():
-        layout = proteinnet.casp_layout(path, thinning)
+        layout = casp.casp_layout(path, thinning)
         if layout is not None:
             missing = {"train", "val", "test"} - {s for _, s in layout}
             if missing:
                 log.warning("data: %s has no ProteinNet %s set: that split stays empty",
                             shown(path), "/".join(sorted(missing)))
-            return layout, True
+            return list(layout), True  # as list[tuple[Path, str | None]], the type of other folders' files
     if thinning is not None:
         raise ValueError(f"data.thinning={thinning}: {shown(path)} is not a ProteinNet casp folder "
                          f"(no training_<N> file or training/<N>/ folder)")
@@ -130,7 +130,7 @@ def _homology_splits(kept: list, cache_root: Path, identity: float, coverage: fl
 def _validation_bins(kept: list, splits: list, bins, path: Path, own: bool):
     """Tag ProteinNet validation records with their identity bin; keep only ``bins`` when set."""
     for r, s in zip(kept, splits):
-        b = proteinnet.validation_bin(r.id) if own and s == "val" else None
+        b = casp.validation_bin(r.id) if own and s == "val" else None
         if b is not None:
             r.meta[VALIDATION_IDENTITY] = b
     if bins is None:

@@ -39,7 +39,7 @@ class _Packed:
         if "aatype" in needs:
             build["aatype"] = lambda: aatype_codes("".join(r.sequence for r in records))
         if "pssm" in needs:
-            build["pssm"] = lambda: _concat([r.pssm for r in records], np.float32)
+            build["pssm"] = lambda: _concat([r.pssm for r in records if r.pssm is not None], np.float32)
         self.arrays = {key: _host_array(make()) for key, make in build.items()}  # one array at a time
         self.count = len(records)
 

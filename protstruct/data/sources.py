@@ -30,7 +30,7 @@ class Splits:
     split_info: dict = field(default_factory=dict)  # how a homology split was made (empty: a fixed split)
     _digests: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def require_all_splits(self) -> "Splits":
+    def require_all_splits(self) -> Splits:
         """Training needs proteins in every split; say which are empty and why."""
         empty = [s for s, recs in self.items() if not recs]
         if empty:
@@ -106,10 +106,8 @@ def embedded_source(path: str | None = None, limit: dict | None = None) -> Split
     unknown = set(limit) - set(embedded.SPLITS)
     if unknown:
         raise ValueError(f"data.limit: unknown split(s) {sorted(unknown)}; expected train/val/test")
-    return Splits(
-        *(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
-        name=f"embedded:{file.name}", uri=str(file.resolve()),
-    )
+    train, val, test = (_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS)
+    return Splits(train, val, test, name=f"embedded:{file.name}", uri=str(file.resolve()))
 
 
 def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, val_sample, **layout) -> Splits:
@@ -129,8 +127,9 @@ def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, val_
                  len(by_split["val"]))
         by_split["val"] = spread_sample(by_split["val"], int(val_sample))
     resolved = Path(path).expanduser().resolve()
-    return Splits(*(_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS),
-                  name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved), split_info=split_info)
+    train, val, test = (_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS)
+    return Splits(train, val, test, name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved),
+                  split_info=split_info)
 
 
 def proteinnet_source(path: str | None = None, min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,

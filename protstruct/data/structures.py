@@ -54,15 +54,14 @@ def one_letter(resname: str) -> str:
 def _best_ca(residue: gemmi.Residue):
     best = None
     for atom in residue:
-        if atom.name == "CA" and atom.element.name == "C":
-            if best is None or atom.occ > best.occ:
-                best = atom
+        if atom.name == "CA" and atom.element.name == "C" and (best is None or atom.occ > best.occ):
+            best = atom
     return best
 
 
 def _dedupe_microheterogeneity(residues: list) -> list:
     """Two residues at one position (point mutants in one crystal): keep the better-occupied."""
-    kept = []
+    kept: list = []
     for res in residues:
         if kept and kept[-1].seqid == res.seqid:
             prev_ca, ca = _best_ca(kept[-1]), _best_ca(res)
@@ -73,7 +72,7 @@ def _dedupe_microheterogeneity(residues: list) -> list:
     return kept
 
 
-def _positions(residues: list, entity) -> tuple[str, list[int]] | None:
+def _positions(residues: list, entity) -> tuple[str, list[int]]:
     """Map residues onto sequence positions: entity sequence when available, else numbering."""
     full = list(entity.full_sequence) if entity is not None else []
     if full and all(r.label_seq is not None and 0 < r.label_seq <= len(full) for r in residues):
@@ -86,10 +85,10 @@ def _positions(residues: list, entity) -> tuple[str, list[int]] | None:
             # same number + insertion code → next position; a jump → masked missing residues
             pos += 1 + (min(jump, MAX_GAP) - 1 if jump > 1 else 0)
         positions.append(pos)
-    seq = ["X"] * (pos + 1)
+    letters = ["X"] * (pos + 1)
     for res, p in zip(residues, positions):
-        seq[p] = one_letter(res.name)
-    return "".join(seq), positions
+        letters[p] = one_letter(res.name)
+    return "".join(letters), positions
 
 
 def chain_record(chain, entity, record_id: str, source: str, min_length: int):
@@ -151,7 +150,8 @@ def read_structure_file(path: Path, source: str, min_length: int = MIN_LENGTH, e
         return [], [Skip(str(path), "no_model")]
     st.setup_entities()
     # the entry id from HEADER / _entry.id when the file has one, else the file name
-    entry = (entry_id or (st.info["_entry.id"] if "_entry.id" in st.info else "") or st.name or path.name.split(".")[0]).upper()
+    header_id = dict(st.info).get("_entry.id", "")  # gemmi.InfoMap itself has no .get()
+    entry = (entry_id or header_id or st.name or path.name.split(".")[0]).upper()
     records, skips = [], []
     model = st[0]
     for chain in model:

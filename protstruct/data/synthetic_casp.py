@@ -16,6 +16,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def _trace(rng: np.random.Generator, n: int) -> np.ndarray:
         (ax, ay, az), (bx, by, bz), (cx, cy, cz) = pts[-3], pts[-2], pts[-1]
         bc = (cx - bx, cy - by, cz - bz)
         nb = math.sqrt(sum(v * v for v in bc))
-        bc = tuple(v / nb for v in bc)
+        bc = (bc[0] / nb, bc[1] / nb, bc[2] / nb)
         ab = (bx - ax, by - ay, bz - az)
         nx, ny, nz = ab[1] * bc[2] - ab[2] * bc[1], ab[2] * bc[0] - ab[0] * bc[2], ab[0] * bc[1] - ab[1] * bc[0]
         nn = math.sqrt(nx * nx + ny * ny + nz * nz) or 1.0
@@ -80,7 +81,10 @@ def record(rng: np.random.Generator, rid: str):
 
 def text(rec) -> str:
     rid, seq, evo, tertiary, mask = rec
-    fmt = lambda v: "0" if v == 0 else repr(v)
+
+    def fmt(v: float) -> str:
+        return "0" if v == 0 else repr(v)
+
     lines = ["[ID]", rid, "[PRIMARY]", seq, "[EVOLUTIONARY]"]
     lines += ["\t".join(map(fmt, row.tolist())) for row in evo]
     lines += ["[TERTIARY]"] + ["\t".join(f"{v:.1f}" for v in row.tolist()) for row in tertiary]
@@ -92,14 +96,19 @@ def sequence_example(rec) -> bytes:
     import tensorflow as tf
 
     rid, seq, evo, tertiary, mask = rec
-    floats = lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=v))
+
+    def floats(v: list[float]):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=v))
+
     lists = {"primary": [tf.train.Feature(int64_list=tf.train.Int64List(value=[AA.index(a)])) for a in seq],
              "evolutionary": [floats(row) for row in evo[:20].T.tolist()],
              "tertiary": [floats(row) for row in tertiary.T.tolist()],
              "mask": [floats([float(m)]) for m in mask]}
+    context = {"id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[rid.encode()]))}
+    feature_lists = {k: tf.train.FeatureList(feature=v) for k, v in lists.items()}
     return tf.train.SequenceExample(
-        context=tf.train.Features(feature={"id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[rid.encode()]))}),
-        feature_lists=tf.train.FeatureLists(feature_list={k: tf.train.FeatureList(feature=v) for k, v in lists.items()}),
+        context=tf.train.Features(feature=context),
+        feature_lists=tf.train.FeatureLists(feature_list=feature_lists),
     ).SerializeToString()
 
 
@@ -107,29 +116,36 @@ class _Writer:
     """One output set (a text file, or TFRecord shards of ``shard`` records in a folder)."""
 
     def __init__(self, out: Path, name: str, fmt: str, shard: int):
-        self.fmt, self.shard, self.count, self.fh = fmt, shard, 0, None
+        self.fmt, self.shard, self.count = fmt, shard, 0
+        self.text_file: TextIO | None = None  # the text file, open from here to close()
+        self.shard_writer: Any = None  # the current shard's tf.io.TFRecordWriter
         self.path = out / name if fmt == "text" else out / name.replace("training_", "training/")
         if fmt == "text":
-            self.fh = open(self.path, "w")
+            self.text_file = open(self.path, "w")  # noqa: SIM115 - held across write() calls, closed by close()
         else:
             self.path.mkdir(parents=True, exist_ok=True)
 
     def write(self, rec) -> None:
         if self.fmt == "text":
-            self.fh.write(text(rec))
+            if self.text_file is None:
+                raise ValueError(f"{self.path}: written after close()")
+            self.text_file.write(text(rec))
         else:
             import tensorflow as tf
 
             if self.count % self.shard == 0:
                 self.close()
-                self.fh = tf.io.TFRecordWriter(str(self.path / str(self.count // self.shard + 1)))
-            self.fh.write(sequence_example(rec))
+                self.shard_writer = tf.io.TFRecordWriter(str(self.path / str(self.count // self.shard + 1)))
+            self.shard_writer.write(sequence_example(rec))
         self.count += 1
 
     def close(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
+        if self.text_file is not None:
+            self.text_file.close()
+            self.text_file = None
+        if self.shard_writer is not None:
+            self.shard_writer.close()
+            self.shard_writer = None
 
 
 def _pdb_code(i: int) -> str:

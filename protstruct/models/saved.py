@@ -31,7 +31,7 @@ def load_saved_model(path, where: str) -> keras.Model:
     try:
         model = keras.saving.load_model(path, custom_objects=dict(CUSTOM_OBJECTS), compile=False,
                                         safe_mode=True)
-    except Exception as exc:  # noqa: BLE001  (any failure to load is the artifact's fault)
+    except Exception as exc:  # any failure to load is the artifact's fault
         reason = " ".join(str(exc).split()) or type(exc).__name__
         if len(reason) > 600:
             reason = reason[:600] + " …"

@@ -55,9 +55,9 @@ def _summary_text(sweep: runs.Sweep, experiment: str, study_name: str | None, ke
                   table: pd.DataFrame, names: dict[str, str]) -> str:
     """The table, the study's published numbers (when its config has them) and the baseline's note."""
     parent, crop_size = sweep.parent, _crop_size(sweep.children)
+    overrides = redact(parent.data.tags.get("protstruct.overrides", "")) or "—"
     settings = (f"sweep run {parent.info.run_id} ({redact(parent.info.run_name or '')}), experiment {experiment!r}, "
-                f"{len(sweep.children)} jobs; overrides: {redact(parent.data.tags.get('protstruct.overrides', '')) or '—'}; "
-                f"crop {crop_size}")
+                f"{len(sweep.children)} jobs; overrides: {overrides}; crop {crop_size}")
     blocks = [tables.table_markdown(table, keys, settings, names)]
     numbers = published.for_study(study_name or parent.data.tags.get("protstruct.study"))
     if numbers is not None:
@@ -76,8 +76,9 @@ def assemble(client, sweep: runs.Sweep, experiment: str, study_name: str | None,
     text = _summary_text(sweep, experiment, study_name, keys, table, names)
     if partial:
         text = f"{partial}\n\n{text}"
-    if sweep.legacy_note():
-        text += "\n" + sweep.legacy_note() + "\n"
+    note = sweep.legacy_note()
+    if note:
+        text += "\n" + note + "\n"
     with tempfile.TemporaryDirectory() as tmp:  # the artifacts are read into memory
         found = evidence.collect(client, sweep.children, group_cols, Path(tmp))
     ref_name = ",".join(f"{k}={reference[k]}" for k in keys if k in reference) if reference else None

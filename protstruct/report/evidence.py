@@ -68,7 +68,7 @@ def read_per_protein(path: Path) -> pd.DataFrame:
         table["mse"] = pd.to_numeric(table["mse"], errors="raise")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError,
             TypeError) as exc:
-        raise Unreadable(f"{PER_PROTEIN} unreadable ({type(exc).__name__}: {str(exc)[:200]})")
+        raise Unreadable(f"{PER_PROTEIN} unreadable ({type(exc).__name__}: {str(exc)[:200]})") from exc
     return table
 
 
@@ -85,10 +85,10 @@ def read_sample(path: Path, run: str) -> dict:
             raise Refused(f"run {run}: artifact {PREDICTIONS} holds pickled (object) data, which protstruct "
                           "never writes; it was not unpickled (allow_pickle=False). The artifact has been "
                           "tampered with or replaced: inspect the run, delete or rerun it, then report again") from None
-        raise Unreadable(f"{PREDICTIONS} unreadable (ValueError: {str(exc)[:200]})")
+        raise Unreadable(f"{PREDICTIONS} unreadable (ValueError: {str(exc)[:200]})") from exc
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise Unreadable(f"{PREDICTIONS} unreadable ({type(exc).__name__}: {str(exc)[:200]})")
-    if not SAMPLE_KEYS <= set(sample):
+        raise Unreadable(f"{PREDICTIONS} unreadable ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if not set(sample) >= SAMPLE_KEYS:
         raise Unreadable(f"{PREDICTIONS} unreadable (lacks {', '.join(sorted(SAMPLE_KEYS - set(sample)))})")
     return sample
 
@@ -108,11 +108,14 @@ def quiet_downloads():
             os.environ[PROGRESS_BAR] = before
 
 
-def _fetch(client, run_id: str, target: Path) -> tuple[list[float], object, object]:
+Fetched = tuple[list[float], Path | Unreadable, Path | Unreadable]  # history, per-protein, predictions
+
+
+def _fetch(client, run_id: str, target: Path) -> Fetched:
     """One run's val/rmse history and its two artifacts (a path, or the Unreadable that says why)."""
     history = client.get_metric_history(run_id, "val/rmse")
     target.mkdir()
-    fetched = []
+    fetched: list[Path | Unreadable] = []
     for artifact in (PER_PROTEIN, PREDICTIONS):
         try:
             fetched.append(_download(client, run_id, artifact, target))
@@ -130,7 +133,7 @@ def _finished_by_seed(children: pd.DataFrame) -> list:
     return [row for _, row in done.sort_values(["_seed", "params.seed", "run_id"], kind="stable").iterrows()]
 
 
-def _add_run(evidence: Evidence, row, variant: str, fetched: tuple, tables: list) -> None:
+def _add_run(evidence: Evidence, row, variant: str, fetched: Fetched, tables: list) -> None:
     """One run's history, per-protein table and sample into ``evidence``; its gaps named."""
     history, per_protein, predictions = fetched
     run = f"{redact(str(row.get('tags.mlflow.runName', '') or variant))} (run {row['run_id']})"

@@ -31,7 +31,10 @@ def for_study(study: str | None) -> Published | None:
     path = config.project_root() / "conf" / "study" / f"{study}.yaml"
     if not path.is_file():
         return None
-    block = OmegaConf.to_container(OmegaConf.load(path)).get("report", {}).get("original")
+    study_cfg = OmegaConf.to_container(OmegaConf.load(path))
+    if not isinstance(study_cfg, dict):
+        raise ValueError(f"{path}: expected a mapping, got {type(study_cfg).__name__}")
+    block = study_cfg.get("report", {}).get("original")
     return Published(**block) if block else None
 
 

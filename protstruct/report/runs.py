@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from protstruct.tracking import ledger, liveness, mlflow_store
@@ -68,7 +69,7 @@ def latest_sweep(client, experiment_id: str, study: str | None = None, status: s
 class Sweep:
     """A sweep's parent run, its job runs, and how complete it is."""
 
-    parent: object
+    parent: Run  # the sweep's MLflow run
     children: pd.DataFrame
     expected: int | None  # None: a sweep from before the job ledger (size unknown)
     done: int

@@ -24,11 +24,11 @@ def _fmt(mean: float, std: float, digits: int = 3) -> str:
 
 def metric_names(runs: pd.DataFrame) -> dict[str, str]:
     """Each metric's current name → the name these runs hold it under."""
-    names = {}
-    for metric in METRICS + (BASELINE,):
+    names: dict[str, str] = {}
+    for metric in (*METRICS, BASELINE):
         old = OLD_NAMES.get(metric)
         stored = old is not None and f"metrics.{metric}" not in runs and f"metrics.{old}" in runs
-        names[metric] = old if stored else metric
+        names[metric] = old if old is not None and stored else metric
     return names
 
 
@@ -85,8 +85,8 @@ def summarize(runs: pd.DataFrame, group_cols: dict[str, str], reference: dict[st
 def table_markdown(table: pd.DataFrame, keys: list[str], settings: str, names: dict[str, str]) -> str:
     """The runs' settings and one line per variant."""
     rmse, mse, original, base = (names[m] for m in ("test/rmse", "test/mse", MSE_ORIGINAL, BASELINE))
-    header = keys + ["n", f"{rmse} (Å)", f"{mse} (Å²)", f"{original} (pm²)",
-                     f"Δ {original.split('/')[-1]} vs ref", "separation baseline rmse (Å)", "beats baseline?"]
+    header = [*keys, "n", f"{rmse} (Å)", f"{mse} (Å²)", f"{original} (pm²)",
+              f"Δ {original.split('/')[-1]} vs ref", "separation baseline rmse (Å)", "beats baseline?"]
     lines = [f"Runs: {settings}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in table.iterrows():
         change = r.get(f"{original} change vs reference", np.nan)

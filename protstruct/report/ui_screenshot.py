@@ -91,7 +91,7 @@ def fresh_page(browser, viewport: dict | None = None):
 def visible_text(page, limit: int = 4000) -> str:
     try:
         return page.locator("body").inner_text(timeout=5000)[:limit]
-    except Exception as exc:  # noqa: BLE001 - only for messages
+    except Exception as exc:  # only for messages
         return f"(no page text: {exc})"
 
 
@@ -154,7 +154,7 @@ def _pick(page, select, names: str) -> bool:
         try:
             option.first.click(timeout=3000)
             return True
-        except Exception:  # noqa: BLE001 - the runs do not have this key
+        except Exception:  # the runs do not have this key
             continue
         finally:
             page.keyboard.press("Escape")

@@ -9,5 +9,8 @@ from protstruct import config
 
 def default_uri() -> str:
     """``tracking.uri`` of ``conf/tracking/mlflow.yaml``, resolved (an absolute SQLite path)."""
-    cfg = OmegaConf.load(config.project_root() / "conf" / "tracking" / "mlflow.yaml")
-    return str(OmegaConf.to_container(cfg, resolve=True)["uri"])
+    path = config.project_root() / "conf" / "tracking" / "mlflow.yaml"
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(cfg, dict) or "uri" not in cfg:
+        raise ValueError(f"{path}: expected a mapping with a tracking uri")
+    return str(cfg["uri"])

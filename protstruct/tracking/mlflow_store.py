@@ -6,6 +6,7 @@ and a stray ``./mlruns`` folder silently switches it to the file store).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import subprocess
@@ -91,10 +92,8 @@ def source_tags(entry_point: str, commit: str) -> dict[str, str]:
     tags = {"mlflow.source.name": entry_point, "mlflow.source.type": "LOCAL"}
     if commit not in ("", "unknown"):
         tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
-    try:
+    with contextlib.suppress(KeyError, OSError):
         tags["mlflow.user"] = getpass.getuser()
-    except (KeyError, OSError):
-        pass
     return tags
 
 
@@ -110,7 +109,8 @@ def dataset_input(name: str, digest: str, source_type: str, uri: str, profile: d
 
 def search_all(client: MlflowClient, experiment_ids: list[str], query: str = "", page_size: int = 1000) -> list:
     """Every run matching ``query``, page by page (a store may hold far more than one page)."""
-    runs, token = [], None
+    runs: list = []
+    token = None
     while True:
         page = client.search_runs(experiment_ids, query, max_results=page_size, page_token=token)
         runs.extend(page)
@@ -127,7 +127,7 @@ class RunLogger:
 
     @classmethod
     def start(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict | None = None,
-              parent_run_id: str | None = None) -> "RunLogger":
+              parent_run_id: str | None = None) -> RunLogger:
         tags = {k: redact(str(v)) for k, v in (tags or {}).items()}
         if parent_run_id:
             tags[PARENT_TAG] = parent_run_id

@@ -9,6 +9,7 @@ with ``mlflow models serve``; protstruct itself only ever reads the ``.keras`` f
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 from importlib import metadata
@@ -28,10 +29,8 @@ def _requirements() -> list[str]:
     """What the model needs to load (explicit: MLflow's inference would load the model again)."""
     out = []
     for pkg in ("tensorflow", "keras", "protstruct"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out.append(f"{pkg}=={metadata.version(pkg)}" if pkg != "protstruct" else pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -46,7 +45,7 @@ def log_keras_model(client, experiment_id: str, run_id: str, model, example: np.
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *in_shape), "features")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out_shape), "distances")]))
-    example = example.astype(np.float32)[None] if example.size <= EXAMPLE_LIMIT else None
+    input_example = example.astype(np.float32)[None] if example.size <= EXAMPLE_LIMIT else None
     run = client.get_run(run_id)
     tags = {k: v for k, v in run.data.tags.items() if k.startswith("mlflow.source.") or k == "mlflow.user"}
     params = {k: v for k, v in run.data.params.items() if k.startswith("choice.") or k in MODEL_PARAMS}
@@ -58,7 +57,7 @@ def log_keras_model(client, experiment_id: str, run_id: str, model, example: np.
             path.mkdir()  # mlflow.keras.save_model writes the input example before creating it
             # the same layers without the training set-up: loading needs no loss or metric class
             inference = keras.Model(model.inputs, model.outputs, name=model.name)
-            mlflow.keras.save_model(inference, str(path), signature=signature, input_example=example,
+            mlflow.keras.save_model(inference, str(path), signature=signature, input_example=input_example,
                                     pip_requirements=_requirements())
             client.log_model_artifacts(logged.model_id, str(path))
         client.finalize_logged_model(logged.model_id, "READY")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, read_write
 
 from protstruct.config import project_root
@@ -91,8 +92,11 @@ def print_summary(rows: list[dict]) -> None:
 
 
 class MlflowSweepCallback(Callback):
-    def __init__(self):
-        self._client = self._parent = self._token = self._sweep_dir = None
+    def __init__(self) -> None:
+        self._client: MlflowClient | None = None
+        self._parent: str | None = None  # the sweep's MLflow run id, once created
+        self._token: str | None = None
+        self._sweep_dir: Path | None = None
         self._interrupted = self._settled = self._holding_signals = False
         self._previous_handlers: dict = {}
 
@@ -102,25 +106,26 @@ class MlflowSweepCallback(Callback):
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous_handlers[sig] = signal.signal(sig, self._interrupt)
         atexit.register(self._settle_at_exit)
-        self._token = uuid.uuid4().hex
-        self._sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        self._token = token = uuid.uuid4().hex
+        self._sweep_dir = sweep_dir = Path(config.hydra.sweep.dir).resolve()
         jobs, swept = planned_jobs(config)
-        env = {TOKEN_ENV: self._token, SWEPT_ENV: ",".join(sorted(swept))}
+        env = {TOKEN_ENV: token, SWEPT_ENV: ",".join(sorted(swept))}
         if not config.get("dry_run"):
-            self._start_parent(config, jobs, swept)
-            env[PARENT_ENV] = self._parent
+            env[PARENT_ENV] = self._start_parent(config, jobs, swept, sweep_dir)
         else:  # create the store once here, not in parallel by every job
             mlflow_store.client_for(config.tracking.uri).search_experiments(max_results=1)
         with read_write(config.hydra.overrides):  # every launcher recomposes jobs from these
             for key, value in env.items():
                 config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{key}='{value}'")
             # jobs on other machines (Ray, Slurm) run elsewhere: their sweep folder must not be relative
-            config.hydra.overrides.hydra.append(f"++hydra.sweep.dir='{self._sweep_dir}'")
+            config.hydra.overrides.hydra.append(f"++hydra.sweep.dir='{sweep_dir}'")
         self._holding_signals = False
         if self._interrupted:
             raise Interrupted("signal received while the sweep started")
 
-    def _start_parent(self, config: DictConfig, jobs: list[list[str]] | None, swept: set[str]) -> None:
+    def _start_parent(self, config: DictConfig, jobs: list[list[str]] | None, swept: set[str],
+                      sweep_dir: Path) -> str:
+        """Create the sweep's MLflow run (the jobs' parent); → its run id."""
         tracking = config.tracking
         self._client = client = mlflow_store.client_for(tracking.uri)
         liveness.reap_vanished(client)
@@ -129,9 +134,9 @@ class MlflowSweepCallback(Callback):
         study = config.get("study_name")
         expected = len(jobs) if jobs is not None else config.hydra.sweeper.get("n_trials")
         logger = mlflow_store.RunLogger.start(
-            client, exp_id, f"{study or 'sweep'} {self._sweep_dir.name}",
+            client, exp_id, f"{study or 'sweep'} {sweep_dir.name}",
             tags={"protstruct.role": "sweep", "protstruct.study": study or "",
-                  "protstruct.sweep_dir": str(self._sweep_dir),
+                  "protstruct.sweep_dir": str(sweep_dir),
                   "protstruct.overrides": " ".join(overrides),
                   "protstruct.git_commit": mlflow_store.git_commit(project_root()),
                   **mlflow_store.source_tags(sys.argv[0], mlflow_store.git_commit(project_root())),
@@ -143,6 +148,7 @@ class MlflowSweepCallback(Callback):
             logger.log_text(json.dumps(names, indent=1), ledger.JOBS_ARTIFACT)
         log.info("MLflow parent run %s (experiment %r, %s; %s jobs)", self._parent, tracking.experiment,
                  redact(str(tracking.uri)), expected if expected is not None else "unknown number of")
+        return logger.run_id
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         """Hydra has just written the job's ``.hydra/*.yaml`` (and the sweep's ``multirun.yaml``)
@@ -164,8 +170,11 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         for sig, handler in self._previous_handlers.items():
             signal.signal(sig, handler)
-        print_summary(_summary_rows(self._client, self._parent, self._sweep_dir, self._token))
-        multirun_yaml = self._sweep_dir / "multirun.yaml"
+        sweep_dir = self._sweep_dir
+        if sweep_dir is None:
+            raise RuntimeError("on_multirun_end before on_multirun_start: no sweep folder")
+        print_summary(_summary_rows(self._client, self._parent, sweep_dir, self._token))
+        multirun_yaml = sweep_dir / "multirun.yaml"
         if multirun_yaml.is_file():
             redact_file(multirun_yaml)
         if self._parent is not None:
@@ -175,7 +184,7 @@ class MlflowSweepCallback(Callback):
 
     def _settle_at_exit(self) -> None:
         """The sweep died before ``on_multirun_end`` (an exception, a signal): end its run."""
-        if self._parent is None or self._settled:
+        if self._client is None or self._parent is None or self._settled:
             return
         self._settled = True
         try:

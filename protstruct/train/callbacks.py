@@ -17,7 +17,7 @@ class NonFiniteLoss(RuntimeError):
 class MlflowEpochLogger(keras.callbacks.Callback):
     """Logs every epoch's metrics as it ends, so a crash or kill keeps the history so far."""
 
-    def __init__(self, run_logger):
+    def __init__(self, run_logger) -> None:
         super().__init__()
         self.run_logger = run_logger
         self.history: list[dict[str, float]] = []

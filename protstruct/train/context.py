@@ -23,7 +23,7 @@ def job_context() -> dict:
     n_jobs = hc.launcher.get("n_jobs") if multirun else None
     return {
         "name": sweep.job_name(overrides, swept, NAME_EXCLUDES),
-        "num": hc.job.get("num") if multirun else None,
+        "num": hc.job.num if multirun else None,
         "overrides": overrides,
         "choices": dict(hc.runtime.choices),
         "output_dir": Path(hc.runtime.output_dir),

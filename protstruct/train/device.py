@@ -5,6 +5,7 @@ processes, so they go through environment variables set before the first import.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -45,10 +46,9 @@ def enable_memory_growth() -> list[str]:
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
-        try:
+        # RuntimeError: already initialised by an earlier job in this process: its setting stays
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # already initialised by an earlier job in this process: its setting stays
     return [g.name for g in gpus]
 
 

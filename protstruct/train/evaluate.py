@@ -107,7 +107,7 @@ def evaluate_test_set(pred: np.ndarray, test_records, train_records, crop_size: 
         table[f"{column}sse"] = sse
         for k, v in field.items():
             table[f"{column}{k}"] = v
-    k = min(SAMPLE_PROTEINS, len(test_records))
-    sample = {"ids": np.array([r.id for r in test_records[:k]]), "pred": pred[:k].astype(np.float32),
-              "true": dist[:k], "mask": pair[:k], "baseline": base[:k].astype(np.float32)}
+    n_sample = min(SAMPLE_PROTEINS, len(test_records))
+    sample = {"ids": np.array([r.id for r in test_records[:n_sample]]), "pred": pred[:n_sample].astype(np.float32),
+              "true": dist[:n_sample], "mask": pair[:n_sample], "baseline": base[:n_sample].astype(np.float32)}
     return metrics, table, sample

@@ -4,6 +4,7 @@ Imported by ``run.py`` before TensorFlow: thread settings must precede TensorFlo
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -38,10 +39,8 @@ def _raise_terminated(signum, frame):
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in VERSIONED:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[f"protstruct.version.{pkg}"] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -99,6 +98,12 @@ class _Tracking:
     exp_id: str | None = None
     run_logger: Any = None
 
+    def experiment_id(self) -> str:
+        """The job's experiment, which every step after connecting to the store has."""
+        if self.exp_id is None:
+            raise RuntimeError("no MLflow experiment yet: the job has not connected to its store")
+        return self.exp_id
+
 
 def run_job(cfg: DictConfig) -> float:
     job_started = time.perf_counter()
@@ -110,7 +115,7 @@ def run_job(cfg: DictConfig) -> float:
     status, metrics = "FAILED", {}
     try:
         splits, resolved, key, load_seconds = _connect_and_load(cfg, tracking)
-        done = resume.finished_run(tracking.client, tracking.exp_id, key)
+        done = resume.finished_run(tracking.client, tracking.experiment_id(), key)
         if cfg.dry_run:
             return _plan_only(cfg, ctx, done)
         if done and not cfg.rerun:
@@ -146,6 +151,8 @@ def _connect_and_load(cfg: DictConfig, tracking: _Tracking):
     splits = instantiate(cfg.data.source)
     load_seconds = time.perf_counter() - load_started
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(resolved, dict):  # a DictConfig always resolves to a dict
+        raise TypeError(f"the job's config resolved to {type(resolved).__name__}, not a mapping")
     return splits, resolved, _key(cfg, resolved, splits), load_seconds
 
 
@@ -160,13 +167,13 @@ def _plan_only(cfg: DictConfig, ctx: dict, done) -> float:
 
 def _open_run(cfg: DictConfig, ctx: dict, tracking: _Tracking, key: str, resolved: dict) -> tuple[Path, bool]:
     """Continue this job's stopped run in place, or start a new one; → (checkpoint folder, resumed)."""
-    stopped = None if cfg.rerun else resume.interrupted_run(tracking.client, tracking.exp_id, key,
+    stopped = None if cfg.rerun else resume.interrupted_run(tracking.client, tracking.experiment_id(), key,
                                                             liveness.owner_alive)
     if stopped is not None:
         tracking.run_logger = _reopen(tracking.client, stopped, ctx)
         return Path(stopped.data.tags[resume.CHECKPOINT_TAG]), True
     checkpoints = _checkpoint_root(cfg, ctx) / key
-    tracking.run_logger = _start_run(tracking.client, tracking.exp_id, ctx, cfg, {
+    tracking.run_logger = _start_run(tracking.client, tracking.experiment_id(), ctx, cfg, {
         resume.KEY_TAG: key, resume.KEY_VERSION_TAG: resume.KEY_VERSION, resume.CHECKPOINT_TAG: str(checkpoints)})
     _log_config(tracking.run_logger, resolved, ctx)
     return checkpoints, False
@@ -273,7 +280,7 @@ def _update_earlier_sweep(client, ctx: dict, word: str, run_id: str, test_rmse) 
     """A resumed run also counts for the sweep that started it: its ledger entry is updated and,
     if that sweep has already ended, its status recomputed."""
     parent, num = ctx.get("earlier_sweep") or (None, None)
-    if not parent or parent == ctx["parent"] or not str(num or "").isdigit():
+    if not parent or not num or parent == ctx["parent"] or not str(num).isdigit():
         return
     ledger.record(client, parent, int(num), ctx["name"], word, run_id, test_rmse)
     if client.get_run(parent).info.status != "RUNNING":

@@ -32,7 +32,7 @@ def contact_precision(pred, true, valid, length: int, fraction: float) -> float:
     if len(i) == 0:
         return float("nan")
     score = np.minimum(1.0, 4.0 / np.maximum(pred[i, j], 1e-6))
-    top = max(1, int(round(length * fraction)))
+    top = max(1, round(length * fraction))
     order = np.argsort(-score, kind="stable")[:top]
     return float((true[i[order], j[order]] < CONTACT).mean())
 
