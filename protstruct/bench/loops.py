@@ -1,5 +1,9 @@
-"""Items 1, 2, 4 and 6: protstruct's runner against the seed's training loop, its input pipeline
-against in-memory tensors, the cost of MLflow logging, and step time against crop size."""
+"""Items 1, 2, 4 and 7: protstruct's runner against the original report's training loop, its input
+pipeline against in-memory tensors, the cost of MLflow logging, and XLA against the TensorFlow
+graph (item 6, step time against crop size, is :mod:`protstruct.bench.step_rate`).
+
+Every measure takes the model as ``variant`` (P0 or P1) and ``backbone`` (a ``backbone=`` option)."""
+
 from __future__ import annotations
 
 import statistics
@@ -9,7 +13,6 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-
 from mlflow.entities import Metric
 
 from protstruct.bench import step_rate, timing
@@ -19,13 +22,12 @@ from protstruct.tracking import mlflow_store
 from protstruct.train.callbacks import MlflowEpochLogger
 from protstruct.train.losses import MaskedRMSE, masked_mse
 
-BACKBONE = "resnet50"  # the benchmark's fixed model; --quick swaps in the small CNN
 
-
-def make_model(variant: str, crop: int, seed: int = 0) -> keras.Model:
+def make_model(variant: str, backbone: str, crop: int, seed: int = 0) -> keras.Model:
+    """A fresh P0 or P1 on ``backbone``, its weights drawn from ``seed``."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    return step_rate.seed_model(variant, crop, BACKBONE)
+    return step_rate.original_model(variant, crop, backbone)
 
 
 def fixed_batches(records, crop: int, batch: int, n: int, seed: int = 0):
@@ -36,18 +38,20 @@ def fixed_batches(records, crop: int, batch: int, n: int, seed: int = 0):
 
 def _in_memory(batches, batch: int):
     """numpy batches as one in-memory dataset, with protstruct's dataset options."""
-    return pipeline.in_memory_dataset(*(np.concatenate([b[k] for b in batches]) for k in (0, 1)), batch)
+    x, y = (np.concatenate([b[k] for b in batches]) for k in (0, 1))
+    return pipeline.in_memory_dataset(x, y, batch)
 
 
 def _compiled(model, jit_compile: bool = False):
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_mse, metrics=[MaskedRMSE()],
-                  jit_compile=jit_compile)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=masked_mse, metrics=[MaskedRMSE()], jit_compile=jit_compile
+    )
     return model
 
 
-def seed_loop(model, batches, val_batches, validate_every_batch: bool, optimizer=None):
-    """The seed's loop: eager GradientTape per batch, eager model calls, and (as the seed did) a
-    full validation pass after every batch. Returns the first step's loss."""
+def original_loop(model, batches, val_batches, validate_every_batch: bool, optimizer=None):
+    """The original report's loop: eager GradientTape per batch, eager model calls, and (as the
+    original did) a full validation pass after every batch. Returns the first step's loss."""
     optimizer = optimizer or keras.optimizers.Adam(1e-3)
     first = None
     for x, y in batches:
@@ -62,19 +66,19 @@ def seed_loop(model, batches, val_batches, validate_every_batch: bool, optimizer
     return first
 
 
-def _first_step_losses(variant: str, crop: int, batch) -> dict:
+def _first_step_losses(variant: str, backbone: str, crop: int, batch) -> dict:
     """Both loops from the same weights on the same batch, with dropout off (its masks are random).
 
     The runner's step is compared twice. With Grappler's arithmetic optimizer off, the compiled
-    step does the seed loop's exact arithmetic, so the losses must agree bit for bit: the same
+    step does the original loop's exact arithmetic, so the losses must agree bit for bit: the same
     weights, batch and loss. With every Grappler rewrite on, as in training, they differ only by
     its algebraic reordering of float32 sums (~2e-5 relative for P1 at crop 64)."""
-    model = make_model(variant, crop)
+    model = make_model(variant, backbone, crop)
     for layer in model.layers:
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
     initial = model.get_weights()
-    out = {"seed_loop": seed_loop(model, [batch], [], False)}
+    out = {"original_loop": original_loop(model, [batch], [], False)}
     configured = tf.config.optimizer.get_experimental_options().get("arithmetic_optimization", True)
     for name, arithmetic in (("runner_exact_arithmetic", False), ("runner", configured)):
         model.set_weights(initial)
@@ -84,27 +88,29 @@ def _first_step_losses(variant: str, crop: int, batch) -> dict:
         finally:
             tf.config.optimizer.set_experimental_options({"arithmetic_optimization": configured})
     for name in ("runner_exact_arithmetic", "runner"):
-        diff = abs(out["seed_loop"] - out[name])
-        out[f"{name}_abs_diff"], out[f"{name}_rel_diff"] = diff, diff / abs(out["seed_loop"])
+        diff = abs(out["original_loop"] - out[name])
+        out[f"{name}_abs_diff"], out[f"{name}_rel_diff"] = diff, diff / abs(out["original_loop"])
     return out
 
 
-def runner_vs_seed(records, val_records, variant: str, crop: int, batch: int, steps: int, rounds: int):
-    """Samples/s of one epoch of ``steps`` batches: the seed's loop (with and without its per-batch
-    validation), the bare compiled step (train_on_batch), and protstruct's runner (``fit`` on a
-    dataset built by protstruct's pipeline module). Interleaved rounds, each from the same weights
-    (reset outside the timed block)."""
+def runner_vs_original(
+    records, val_records, variant: str, backbone: str, crop: int, batch: int, steps: int, rounds: int
+):
+    """Samples/s of one epoch of ``steps`` batches: the original report's loop (with and without
+    its per-batch validation), the bare compiled step (train_on_batch), and protstruct's runner
+    (``fit`` on a dataset built by protstruct's pipeline module). Interleaved rounds, each from the
+    same weights (reset outside the timed block)."""
     batches = fixed_batches(records, crop, batch, steps)
     val = list(pipeline.eval_dataset(val_records, crop, batch, RelativePosition()).as_numpy_iterator())
-    model = make_model(variant, crop)
+    model = make_model(variant, backbone, crop)
     initial = model.get_weights()
     data = _in_memory(batches, batch)
     samples = steps * batch
 
-    seed_optimizer = keras.optimizers.Adam(1e-3)  # one for the whole run, as in the seed
+    original_optimizer = keras.optimizers.Adam(1e-3)  # one for the whole run, as in the original
 
-    def seed(validate):
-        return lambda: (seed_loop(model, batches, val, validate, seed_optimizer), samples)[1]
+    def original(validate):
+        return lambda: (original_loop(model, batches, val, validate, original_optimizer), samples)[1]
 
     def bare():
         for x, y in batches:
@@ -116,28 +122,42 @@ def runner_vs_seed(records, val_records, variant: str, crop: int, batch: int, st
         model.fit(data, epochs=1, verbose=0, shuffle=False)
         return samples
 
-    _compiled(model)  # the seed loop brings its own optimizer and never reads the compiled one
-    times = timing.interleaved({"seed_loop_with_per_batch_validation": seed(True), "seed_loop": seed(False),
-                                "bare_compiled_step": bare, "runner": runner}, rounds,
-                               before=lambda: model.set_weights(initial))
-    out = {"variant": variant, "crop": crop, "batch": batch, "steps": steps, **times,
-           "first_step_loss": _first_step_losses(variant, crop, batches[0])}
+    _compiled(model)  # the original loop brings its own optimizer and never reads the compiled one
+    times = timing.interleaved(
+        {
+            "original_loop_with_per_batch_validation": original(True),
+            "original_loop": original(False),
+            "bare_compiled_step": bare,
+            "runner": runner,
+        },
+        rounds,
+        before=lambda: model.set_weights(initial),
+    )
+    out = {
+        "variant": variant,
+        "crop": crop,
+        "batch": batch,
+        "steps": steps,
+        **times,
+        "first_step_loss": _first_step_losses(variant, backbone, crop, batches[0]),
+    }
     # seconds ratios: how many times faster the runner is (or, against the bare step, its share)
-    out["runner_vs_seed_loop"] = timing.paired_ratio(times["seed_loop"], times["runner"])
-    out["runner_vs_seed_loop_with_validation"] = timing.paired_ratio(
-        times["seed_loop_with_per_batch_validation"], times["runner"])
+    out["runner_vs_original_loop"] = timing.paired_ratio(times["original_loop"], times["runner"])
+    out["runner_vs_original_loop_with_validation"] = timing.paired_ratio(
+        times["original_loop_with_per_batch_validation"], times["runner"]
+    )
     out["runner_vs_bare_compiled_step"] = timing.paired_ratio(times["bare_compiled_step"], times["runner"])
     return out
 
 
-def xla_vs_graph(records, variant: str, crop: int, batch: int, steps: int, rounds: int):
+def xla_vs_graph(records, variant: str, backbone: str, crop: int, batch: int, steps: int, rounds: int):
     """The runner's epoch with the train step as a TensorFlow graph (``trainer.jit_compile=false``,
     the default) and XLA-compiled (``true``): two copies of one model, same weights and batches,
     interleaved rounds."""
     batches = fixed_batches(records, crop, batch, steps)
     data = _in_memory(batches, batch)
-    graph = _compiled(make_model(variant, crop), jit_compile=False)
-    xla = _compiled(step_rate.seed_model(variant, crop, BACKBONE), jit_compile=True)  # same session
+    graph = _compiled(make_model(variant, backbone, crop), jit_compile=False)
+    xla = _compiled(step_rate.original_model(variant, crop, backbone), jit_compile=True)  # same session
     initial = graph.get_weights()
 
     def epoch(model):
@@ -153,10 +173,10 @@ def xla_vs_graph(records, variant: str, crop: int, batch: int, steps: int, round
     return out
 
 
-def pipeline_efficiency(records, variant: str, crop: int, batch: int, rounds: int):
+def pipeline_efficiency(records, variant: str, backbone: str, crop: int, batch: int, rounds: int):
     """Runner on the real pipeline (fresh random crops every epoch) vs on in-memory tensors of the
     same shape, in interleaved epochs."""
-    model = _compiled(make_model(variant, crop))
+    model = _compiled(make_model(variant, backbone, crop))
     real = pipeline.train_dataset(records, crop, batch, RelativePosition(), seed=0)
     memory = _in_memory(list(real.as_numpy_iterator()), batch).cache()
 
@@ -171,7 +191,10 @@ def pipeline_efficiency(records, variant: str, crop: int, batch: int, rounds: in
 
 class _TimedEpochLogger(MlflowEpochLogger):
     """protstruct's per-epoch logger, adding up the seconds spent inside it."""
-    seconds = 0.0
+
+    def __init__(self, run_logger):
+        super().__init__(run_logger)
+        self.seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         start = time.perf_counter()
@@ -187,8 +210,12 @@ class _WithSystemMetrics(_TimedEpochLogger):
         super().__init__(run_logger)
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-        self.monitor = SystemMetricsMonitor(run_logger.run_id, sampling_interval=interval, resume_logging=True,
-                                            tracking_uri=run_logger.client.tracking_uri)
+        self.monitor = SystemMetricsMonitor(
+            run_logger.run_id,
+            sampling_interval=interval,
+            resume_logging=True,
+            tracking_uri=run_logger.client.tracking_uri,
+        )
 
     def on_train_begin(self, logs=None):
         start = time.perf_counter()
@@ -208,14 +235,18 @@ class _StepLogger(keras.callbacks.Callback):
     def __init__(self, run_logger, every: int, synchronous: bool):
         super().__init__()
         self.run_logger, self.every, self.synchronous = run_logger, every, synchronous
-        self.step, self.seconds, self.pending = 0, 0.0, []
+        self.step, self.seconds = 0, 0.0
+        self.pending: list = []  # the async log calls' futures (None for a synchronous call)
 
     def on_train_batch_end(self, batch, logs=None):
         start = time.perf_counter()
         self.step += 1
         if self.step % self.every == 0:
-            pending = self.run_logger.client.log_batch(self.run_logger.run_id, metrics=[
-                Metric("train/step_loss", float(logs["loss"]), 0, self.step)], synchronous=self.synchronous)
+            pending = self.run_logger.client.log_batch(
+                self.run_logger.run_id,
+                metrics=[Metric("train/step_loss", float(logs["loss"]), 0, self.step)],
+                synchronous=self.synchronous,
+            )
             self.pending.append(pending)
         self.seconds += time.perf_counter() - start
 
@@ -224,32 +255,35 @@ class _StepLogger(keras.callbacks.Callback):
             pending.wait()
 
 
-def tracking_overhead(records, val_records, variant: str, crop: int, batch: int, rounds: int):
+def tracking_overhead(records, val_records, variant: str, backbone: str, crop: int, batch: int, rounds: int):
     """Epoch time with MLflow logging off / per epoch / every 5 steps (sync and async), interleaved.
     Two measures: the wall-clock ratio to 'off' in the same round (noise floor: 'off' against a
     second 'off'), and the seconds spent inside the logging callbacks, which is what synchronous
     logging adds to the hot path, free of the machine's drift."""
-    model = _compiled(make_model(variant, crop))
+    model = _compiled(make_model(variant, backbone, crop))
     train = pipeline.train_dataset(records, crop, batch, RelativePosition(), seed=0)
     val = pipeline.eval_dataset(val_records, crop, batch, RelativePosition())
     with tempfile.TemporaryDirectory() as tmp:
         client = mlflow_store.client_for(f"sqlite:///{tmp}/bench.db")
         exp = mlflow_store.ensure_experiment(client, "bench", f"{tmp}/artifacts")
         run = mlflow_store.RunLogger.start(client, exp, "tracking-overhead")
-        modes = {"off": lambda: None, "off_again": lambda: None,
-                 "per_epoch_sync": lambda: _TimedEpochLogger(run),
-                 "per_epoch_sync_system_metrics_1s": lambda: _WithSystemMetrics(run, 1.0),
-                 "every_5_steps_sync": lambda: _StepLogger(run, 5, True),
-                 "every_5_steps_async": lambda: _StepLogger(run, 5, False)}
-        inside = {mode: [] for mode in modes}
+        modes = {
+            "off": lambda: None,
+            "off_again": lambda: None,
+            "per_epoch_sync": lambda: _TimedEpochLogger(run),
+            "per_epoch_sync_system_metrics_1s": lambda: _WithSystemMetrics(run, 1.0),
+            "every_5_steps_sync": lambda: _StepLogger(run, 5, True),
+            "every_5_steps_async": lambda: _StepLogger(run, 5, False),
+        }
+        inside: dict[str, list[float]] = {mode: [] for mode in modes}
 
         def epoch(mode):
             def go():
                 callback = modes[mode]()
-                model.fit(train, validation_data=val, epochs=1, verbose=0,
-                          callbacks=[callback] if callback else [])
+                model.fit(train, validation_data=val, epochs=1, verbose=0, callbacks=[callback] if callback else [])
                 inside[mode].append(callback.seconds if callback else 0.0)
                 return len(records)
+
             return go
 
         out = timing.interleaved({mode: epoch(mode) for mode in modes}, rounds)
@@ -257,7 +291,10 @@ def tracking_overhead(records, val_records, variant: str, crop: int, batch: int,
     off = out["off"]["seconds"]
     out["noise_floor"] = statistics.median(abs(a / b - 1.0) for a, b in zip(out["off_again"]["seconds"], off))
     out["overhead"] = {m: timing.paired_ratio(out[m], out["off"])["median"] - 1.0 for m in modes if m != "off"}
-    out["inside_callbacks"] = {m: statistics.median(s / t for s, t in zip(inside[m][-rounds:], out[m]["seconds"]))
-                               for m in modes if not m.startswith("off")}
+    out["inside_callbacks"] = {
+        m: statistics.median(s / t for s, t in zip(inside[m][-rounds:], out[m]["seconds"]))
+        for m in modes
+        if not m.startswith("off")
+    }
     out.update(variant=variant, crop=crop, batch=batch)
     return out

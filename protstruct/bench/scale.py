@@ -6,6 +6,7 @@ Generated folders (:mod:`protstruct.data.synthetic_casp`: one thinning, validati
 60–300, with PSSMs) are written once under ``outputs/bench-data/`` and reused: writing 10⁵ records
 (~7 GB) takes ~10 minutes and is not part of any measure.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,9 +64,13 @@ def parse_throughput(folder: Path, repeats: int) -> dict:
                 out["records"] = len(records)
                 del records
             best = min(range(repeats), key=lambda i: walls[i])
-            out[mode] = {"seconds": round(walls[best], 2), "cpu_seconds": round(cpus[best], 2),
-                         "mb_per_s": round(mb / walls[best], 1), "mb_per_cpu_s": round(mb / cpus[best], 1),
-                         "seconds_all": [round(w, 2) for w in walls]}
+            out[mode] = {
+                "seconds": round(walls[best], 2),
+                "cpu_seconds": round(cpus[best], 2),
+                "mb_per_s": round(mb / walls[best], 1),
+                "mb_per_cpu_s": round(mb / cpus[best], 1),
+                "seconds_all": [round(w, 2) for w in walls],
+            }
     return out
 
 
@@ -74,25 +79,45 @@ def training_job(folder: Path, cache_dir: Path, workdir: Path, steps: int) -> di
     from protstruct.tracking import mlflow_store
 
     uri = f"sqlite:///{workdir}/mlflow.db"
-    args = [sys.executable, str(config.project_root() / "run.py"), "data=proteinnet", f"data.path={folder}",
-            "data.thinning=30", f"data.cache_dir={cache_dir}", "features=pssm", "backbone=small_cnn",
-            "trainer.epochs=1", f"trainer.steps_per_epoch={steps}", "tracking.experiment=scale",
-            f"tracking.uri={uri}", f"tracking.artifact_root={workdir}/artifacts", "tracking.log_model=false",
-            "rerun=true", f"hydra.run.dir={workdir}/run"]
+    args = [
+        sys.executable,
+        str(config.project_root() / "run.py"),
+        "data=proteinnet",
+        f"data.path={folder}",
+        "data.thinning=30",
+        f"data.cache_dir={cache_dir}",
+        "features=pssm",
+        "backbone=small_cnn",
+        "trainer.epochs=1",
+        f"trainer.steps_per_epoch={steps}",
+        "tracking.experiment=scale",
+        f"tracking.uri={uri}",
+        f"tracking.artifact_root={workdir}/artifacts",
+        "tracking.log_model=false",
+        "rerun=true",
+        f"hydra.run.dir={workdir}/run",
+    ]
     started = time.perf_counter()
-    proc = subprocess.run(args, cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(args, check=False, cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"scale job on {folder} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     client = mlflow_store.client_for(uri)
-    run = client.search_runs([client.get_experiment_by_name("scale").experiment_id],
-                             order_by=["attributes.start_time DESC"], max_results=1)[0]
+    experiment = client.get_experiment_by_name("scale")
+    if experiment is None:
+        raise RuntimeError(f"scale job on {folder} logged no MLflow experiment 'scale'")
+    run = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
     m = run.data.metrics
-    residues = sum(json.loads(i.dataset.profile or "{}").get("residues", 0) for i in run.inputs.dataset_inputs)
-    return {"wall_seconds": round(wall, 1), "load_seconds": round(m["time/data_load_seconds"], 1),
-            "first_step_seconds": round(m["time/to_first_step_seconds"], 1),
-            "peak_rss_mib": round(m["memory/peak_rss_mb"]), "residues": residues,
-            "chains": {s: int(m[f"data/{s}_proteins"]) for s in ("train", "val", "test")}}
+    inputs = run.inputs.dataset_inputs if run.inputs else []
+    residues = sum(json.loads(i.dataset.profile or "{}").get("residues", 0) for i in inputs)
+    return {
+        "wall_seconds": round(wall, 1),
+        "load_seconds": round(m["time/data_load_seconds"], 1),
+        "first_step_seconds": round(m["time/to_first_step_seconds"], 1),
+        "peak_rss_mib": round(m["memory/peak_rss_mb"]),
+        "residues": residues,
+        "chains": {s: int(m[f"data/{s}_proteins"]) for s in ("train", "val", "test")},
+    }
 
 
 def training_at_scale(sizes: tuple[int, ...], steps: int = 10) -> dict:
@@ -102,7 +127,7 @@ def training_at_scale(sizes: tuple[int, ...], steps: int = 10) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             folder = casp_folder(n)
-            row = {"records": n, "mb": round(_folder_mb(folder), 1)}
+            row: dict = {"records": n, "mb": round(_folder_mb(folder), 1)}
             for mode in ("cold", "warm"):
                 work = Path(tmp) / f"{n}-{mode}"
                 work.mkdir()
@@ -111,14 +136,16 @@ def training_at_scale(sizes: tuple[int, ...], steps: int = 10) -> dict:
     out: dict = {"steps": steps, "jobs": jobs}
     if len(jobs) >= 2:
         small, large = jobs[-2]["warm"], jobs[-1]["warm"]
-        out["bytes_per_residue"] = round((large["peak_rss_mib"] - small["peak_rss_mib"]) * 2**20
-                                         / max(1, large["residues"] - small["residues"]))
+        out["bytes_per_residue"] = round(
+            (large["peak_rss_mib"] - small["peak_rss_mib"]) * 2**20 / max(1, large["residues"] - small["residues"])
+        )
     return out
 
 
-def pipeline_vs_step(records, batch: int, samples: int, rounds: int, crop: int = 256) -> dict:
+def pipeline_vs_step(records, backbone: str, batch: int, samples: int, rounds: int, crop: int = 256) -> dict:
     """The input pipeline alone (crops, pair features, targets; relative position) in samples/s, and
-    the P0 runner on it against the same compiled step on in-memory tensors, at ``crop``."""
+    the P0 runner (on ``backbone``) on it against the same compiled step on in-memory tensors, at
+    ``crop``."""
     from protstruct.bench import loops, timing
     from protstruct.data import pipeline
     from protstruct.data.features import RelativePosition
@@ -133,45 +160,5 @@ def pipeline_vs_step(records, batch: int, samples: int, rounds: int, crop: int =
         return seen
 
     alone = timing.repeat(pipeline_alone, rounds)
-    end_to_end = loops.pipeline_efficiency(records, "P0", crop, batch, rounds)
+    end_to_end = loops.pipeline_efficiency(records, "P0", backbone, crop, batch, rounds)
     return {"crop": crop, "batch": batch, "pipeline_alone": alone, "end_to_end": end_to_end}
-
-
-def markdown(r: dict) -> list[str]:
-    """The scale section's lines (after the report-scale line)."""
-    lines = []
-    if "parse" in r:
-        p = r["parse"]
-        lines += ["", f"ProteinNet text parsing ({p['records']} records, {p['mb']} MB, generated): cold cache "
-                      f"{p['cold']['seconds']} s = **{p['cold']['mb_per_cpu_s']} MB/s per core** "
-                      f"({p['cold']['mb_per_s']} MB/s wall); warm cache {p['warm']['seconds']} s "
-                      f"({p['warm']['mb_per_cpu_s']} MB per CPU-second of input)."]
-    if "training" in r:
-        t = r["training"]
-        lines += ["", f"A training job (`features=pssm backbone=small_cnn trainer.steps_per_epoch={t['steps']}`, "
-                      "one epoch, validation capped by `data.val_sample`, full test set) on generated casp folders:",
-                  "", "| records | MB | cache | load | first step | job wall | peak RSS |", "|---|---|---|---|---|---|---|"]
-        for j in t["jobs"]:
-            for mode in ("cold", "warm"):
-                x = j[mode]
-                lines.append(f"| {j['records']:,} | {j['mb']:,} | {mode} | {x['load_seconds']} s | "
-                             f"{x['first_step_seconds']} s | {x['wall_seconds']} s | {x['peak_rss_mib']:,} MiB |")
-        if "bytes_per_residue" in t:
-            lines += ["", f"Peak memory grows by **{t['bytes_per_residue']} bytes per residue** loaded (warm "
-                          "jobs, between the two largest folders)."]
-    if "pipeline_256" in r:
-        x = r["pipeline_256"]
-        e = x["end_to_end"]
-        lines += ["", f"Input pipeline alone at crop {x['crop']} (batch {x['batch']}, relative position, embedded "
-                      f"training set): **{x['pipeline_alone']['samples_per_s']:.0f} samples/s**. In the same run, the P0 "
-                      f"runner on it: {e['real_pipeline']['samples_per_s']:.2f} samples/s against "
-                      f"{e['in_memory']['samples_per_s']:.2f} on in-memory tensors (efficiency "
-                      f"{e['efficiency']['median']:.3f})."]
-    if "split" in r:
-        lines += ["", "Homology split (MMseqs2) of mutated real families:", "",
-                  "| chains | wall | MMseqs2 CPU-s | components | largest | peak RSS (MMseqs2) |",
-                  "|---|---|---|---|---|---|"]
-        for x in r["split"]:
-            lines.append(f"| {x['chains']:,} | {x['seconds']} s | {x['mmseqs_cpu_seconds']} | {x['components']:,} | "
-                         f"{x['largest_component']} | {x['peak_rss_mib_mmseqs_max_so_far']} MiB |")
-    return lines

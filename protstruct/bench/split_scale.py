@@ -14,6 +14,7 @@ Family sizes are geometric (mean 8: many singletons and small families, a few la
 fifth of the chains share a PDB-like entry with other members of their family (homo-oligomers) and
 1 % pair up with another family (hetero-oligomers), so same-entry edges matter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,30 @@ import numpy as np
 
 AA = "ARNDCQEGHILKMFPSTWYV"
 # Robinson & Robinson (1991) background amino-acid frequencies, in AA order.
-BACKGROUND = np.array([0.07805, 0.05129, 0.04487, 0.05364, 0.01925, 0.04264, 0.06295, 0.07377, 0.02199,
-                       0.05142, 0.09019, 0.05744, 0.02243, 0.03856, 0.05203, 0.07120, 0.05841, 0.01330,
-                       0.03216, 0.06441])
+BACKGROUND = np.array(
+    [
+        0.07805,
+        0.05129,
+        0.04487,
+        0.05364,
+        0.01925,
+        0.04264,
+        0.06295,
+        0.07377,
+        0.02199,
+        0.05142,
+        0.09019,
+        0.05744,
+        0.02243,
+        0.03856,
+        0.05203,
+        0.07120,
+        0.05841,
+        0.01330,
+        0.03216,
+        0.06441,
+    ]
+)
 BACKGROUND = BACKGROUND / BACKGROUND.sum()
 _BLOSUM62_ROWS = """\
  4 -1 -2 -2  0 -1 -1  0 -2 -1 -1 -1 -1 -2 -1  1  0 -3 -2  0
@@ -91,7 +113,7 @@ def mutate(seq: str, identity: float, rng: np.random.Generator, indels: bool = T
             if rng.random() < 0.5:
                 chars[pos:pos] = [AA[i] for i in rng.choice(20, size, p=BACKGROUND)]
             elif len(chars) > size + 30:
-                del chars[pos:pos + size]
+                del chars[pos : pos + size]
     return "".join(chars)
 
 
@@ -103,11 +125,16 @@ def real_sequences() -> list[tuple[str, str]]:
     return sorted((r.id, r.sequence) for r in recs)
 
 
-def mutated_families(n: int, seed: int = 0, roots: list[tuple[str, str]] | None = None,
-                     mean_family: float = 8.0, max_family: int | None = None,
-                     identity: tuple[float, float] = MEMBER_IDENTITY, homomer: float = 0.25,
-                     heteromer: float = 0.01,
-                     ) -> tuple[list[str], list[str], list[str], list[int]]:
+def mutated_families(
+    n: int,
+    seed: int = 0,
+    roots: list[tuple[str, str]] | None = None,
+    mean_family: float = 8.0,
+    max_family: int | None = None,
+    identity: tuple[float, float] = MEMBER_IDENTITY,
+    homomer: float = 0.25,
+    heteromer: float = 0.01,
+) -> tuple[list[str], list[str], list[str], list[int]]:
     """``n`` synthetic chains in families of real-sequence descendants.
 
     Returns ``(ids, sequences, entries, families)``: ids like ``F0007_M003`` (family 7, member 3),
@@ -120,7 +147,9 @@ def mutated_families(n: int, seed: int = 0, roots: list[tuple[str, str]] | None 
     rng = np.random.default_rng(seed)
     roots = roots if roots is not None else real_sequences()
     max_family = max_family or max(20, n // 20)
-    ids, seqs, fams = [], [], []
+    ids: list[str] = []
+    seqs: list[str] = []
+    fams: list[int] = []
     k = 0
     while len(ids) < n:
         size = min(int(rng.geometric(1.0 / mean_family)), max_family, n - len(ids))
@@ -136,18 +165,18 @@ def mutated_families(n: int, seed: int = 0, roots: list[tuple[str, str]] | None 
     # at most 3 chains, with probability ``homomer``) and a few hetero-oligomers (two chains of different
     # families, ``heteromer`` of the chains), so same-entry edges matter without gluing every family together.
     entries = [f"E{i:06d}" for i in range(n)]
-    size = {e: 1 for e in entries}
+    chains_in = dict.fromkeys(entries, 1)
     for i in range(1, n):
-        if fams[i] == fams[i - 1] and size[entries[i - 1]] < 3 and rng.random() < homomer:
-            size[entries[i]] -= 1
+        if fams[i] == fams[i - 1] and chains_in[entries[i - 1]] < 3 and rng.random() < homomer:
+            chains_in[entries[i]] -= 1
             entries[i] = entries[i - 1]
-            size[entries[i]] += 1
+            chains_in[entries[i]] += 1
     for _ in range(int(heteromer * n)):
         i, j = (int(x) for x in rng.integers(0, n, 2))
-        if fams[i] != fams[j] and size[entries[i]] == 1 and size[entries[j]] == 1:
-            size[entries[j]] -= 1
+        if fams[i] != fams[j] and chains_in[entries[i]] == 1 and chains_in[entries[j]] == 1:
+            chains_in[entries[j]] -= 1
             entries[j] = entries[i]
-            size[entries[i]] += 1
+            chains_in[entries[i]] += 1
     return ids, seqs, entries, fams
 
 
@@ -176,9 +205,14 @@ class _PeakRSS:
         self._thread.join()
 
 
-def split_timings(sizes=(1000, 5000, 20000), seed: int = 0, threads: int | None = None,
-                  identity: float | None = None, coverage: float | None = None,
-                  exhaustive: bool | None = None) -> list[dict]:
+def split_timings(
+    sizes=(1000, 5000, 20000),
+    seed: int = 0,
+    threads: int | None = None,
+    identity: float | None = None,
+    coverage: float | None = None,
+    exhaustive: bool | None = None,
+) -> list[dict]:
     """Time :func:`homology_split` on ``mutated_families(n, seed)`` for each ``n`` in ``sizes``.
 
     One dict per size: chains, residues, wall seconds (total and the MMseqs2 search alone), CPU
@@ -189,8 +223,8 @@ def split_timings(sizes=(1000, 5000, 20000), seed: int = 0, threads: int | None 
     """
     from protstruct.data import homology
 
-    kwargs = {k: v for k, v in (("identity", identity), ("coverage", coverage)) if v is not None}
-    kwargs["exhaustive"] = exhaustive  # None: homology_split's default (every pair aligned up to 5,000 chains)
+    identity = homology.DEFAULT_IDENTITY if identity is None else identity
+    coverage = homology.DEFAULT_COVERAGE if coverage is None else coverage
     roots = real_sequences()
     results = []
     for n in sizes:
@@ -198,26 +232,38 @@ def split_timings(sizes=(1000, 5000, 20000), seed: int = 0, threads: int | None 
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with _PeakRSS() as rss:
             start = time.perf_counter()
-            splits, info = homology.homology_split(ids, seqs, entries, threads=threads, **kwargs)
+            # exhaustive=None: homology_split's default (every pair aligned up to 5,000 chains)
+            splits, info = homology.homology_split(
+                ids, seqs, entries, identity, coverage, threads=threads, exhaustive=exhaustive
+            )
             seconds = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         child_peak = after.ru_maxrss / 1024
         child_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        results.append({
-            "chains": n, "residues": sum(map(len, seqs)), "families": len(set(fams)),
-            "seconds": round(seconds, 2), "search_seconds": info["search_seconds"],
-            "mmseqs_cpu_seconds": round(child_cpu, 1), "load_average_1min": round(os.getloadavg()[0], 2),
-            "components": info["components"], "largest_component": info["largest_component"],
-            "largest_component_share": info["largest_component_share"], "edges": info["edges"],
-            "splits": {s: splits.count(s) for s in ("train", "val", "test")},
-            "peak_rss_mib_python": round(rss.self_peak, 1),
-            "peak_rss_mib_mmseqs_max_so_far": round(child_peak, 1),
-            "threads": info["threads"], "prefilter": info["prefilter"],
-        })
+        results.append(
+            {
+                "chains": n,
+                "residues": sum(map(len, seqs)),
+                "families": len(set(fams)),
+                "seconds": round(seconds, 2),
+                "search_seconds": info["search_seconds"],
+                "mmseqs_cpu_seconds": round(child_cpu, 1),
+                "load_average_1min": round(os.getloadavg()[0], 2),
+                "components": info["components"],
+                "largest_component": info["largest_component"],
+                "largest_component_share": info["largest_component_share"],
+                "edges": info["edges"],
+                "splits": {s: splits.count(s) for s in ("train", "val", "test")},
+                "peak_rss_mib_python": round(rss.self_peak, 1),
+                "peak_rss_mib_mmseqs_max_so_far": round(child_peak, 1),
+                "threads": info["threads"],
+                "prefilter": info["prefilter"],
+            }
+        )
     return results
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--seed", type=int, default=0)
@@ -228,6 +274,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     for row in split_timings(tuple(args.sizes), args.seed, args.threads, exhaustive=args.exhaustive):
         print(json.dumps(row), flush=True)
+    return 0
 
 
 if __name__ == "__main__":

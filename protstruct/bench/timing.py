@@ -6,6 +6,7 @@ blocks timed one after the other compare two machine states, not two pieces of c
 therefore run in rounds (every contender once per round, order rotated) and are summarised as the
 median of per-round ratios, which cancels drift slower than a round.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -26,8 +27,13 @@ def repeat(fn, repeats: int, warmup: int = 1) -> dict:
 
 def summary(seconds: list[float], samples: int = 0) -> dict:
     med = statistics.median(seconds)
-    out = {"median_s": med, "min_s": min(seconds), "max_s": max(seconds), "repeats": len(seconds),
-           "seconds": list(seconds)}
+    out = {
+        "median_s": med,
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "repeats": len(seconds),
+        "seconds": list(seconds),
+    }
     if samples:
         out.update(samples=samples, samples_per_s=samples / med)
     return out
@@ -46,7 +52,7 @@ def interleaved(contenders: dict, rounds: int, warmup: int = 1, before=None) -> 
     seconds = {name: [0.0] * rounds for name in names}
     samples = {}
     for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             before()
             start = time.perf_counter()
             samples[name] = contenders[name]()
