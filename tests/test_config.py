@@ -1,7 +1,11 @@
-"""Every config group option composes, and the original report's experiments pick what it used."""
+"""Every config group option composes — the model/data/training groups, every ``hydra/launcher``
+(the project's presets and the plugins' own the README names) and every ``hparams_search`` —, and
+the original report's experiments pick what it used. Launchers and sweepers are also instantiated
+(their constructors check their settings); none of this contacts a cluster."""
 from __future__ import annotations
 
 import pytest
+from omegaconf import OmegaConf
 
 from tests.compose import compose_config, resolved
 from tests.conftest import CONF
@@ -35,13 +39,95 @@ def test_every_option_composes_and_resolves(group, option):
     resolved(cfg)  # no dangling interpolation
 
 
+# hydra/launcher: conf/hydra/launcher/*.yaml (the project's presets) plus the plugins' options the
+# README uses; each with the launcher class it selects
+PROJECT_LAUNCHERS = ["ray_cluster", "slurm"]
+LAUNCHERS = {
+    "basic": "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "submitit_local": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+    "slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+    "ray_cluster": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher",
+}
+HPARAMS_SEARCH = {"optuna": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"}
+
+
+def test_launcher_and_search_folders_match_the_tested_options():
+    assert sorted(p.stem for p in (CONF / "hydra" / "launcher").glob("*.yaml")) == PROJECT_LAUNCHERS
+    assert set(PROJECT_LAUNCHERS) <= set(LAUNCHERS)
+    assert sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml")) == sorted(HPARAMS_SEARCH)
+
+
+def set_up_sweeper(cfg):
+    """The sweeper and its launcher, instantiated and set up as ``python run.py -m`` does (through
+    Hydra's plugin registry: their constructors check their settings); nothing is launched."""
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext
+
+    return Plugins.instance().instantiate_sweeper(hydra_context=HydraContext(config_loader=None, callbacks=None),
+                                                  task_function=lambda job: None, config=cfg)
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_every_launcher_composes_and_instantiates_without_a_cluster(launcher):
+    for overrides in ([], ["study=p0_vs_p1"], ["hparams_search=optuna"]):  # with a study's or a search's sweeper
+        cfg = compose_config(f"hydra/launcher={launcher}", *overrides)
+        assert cfg.hydra.runtime.choices["hydra/launcher"] == launcher
+        assert cfg.hydra.launcher._target_ == LAUNCHERS[launcher]
+        resolved(cfg)
+        sweeper = set_up_sweeper(cfg)
+        sweeper = getattr(sweeper, "sweeper", sweeper)  # OptunaSweeper wraps its implementation
+        launched_by = type(sweeper.launcher)
+        assert f"{launched_by.__module__}.{launched_by.__name__}" == LAUNCHERS[launcher]
+
+
+def test_the_launcher_presets_hold_what_the_readme_says_and_take_its_overrides():
+    slurm = compose_config("hydra/launcher=slurm").hydra.launcher  # 1 GPU, 8 CPUs, 32 GB, 2 h per job
+    assert (slurm.gpus_per_node, slurm.cpus_per_task, slurm.mem_gb, slurm.timeout_min) == (1, 8, 32, 120)
+    slurm = compose_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.cpus_per_task=4",
+                           "hydra.launcher.gpus_per_node=null", "hydra.launcher.mem_gb=16",
+                           "hydra.launcher.timeout_min=60").hydra.launcher
+    assert (slurm.partition, slurm.cpus_per_task, slurm.gpus_per_node, slurm.mem_gb, slurm.timeout_min) == \
+        ("gpu", 4, None, 16, 60)
+    ray = compose_config("hydra/launcher=ray_cluster", "hydra.launcher.ray.init.address=HEAD:6379").hydra.launcher.ray
+    assert ray.init.address == "HEAD:6379" and ray.remote.num_cpus == 4 and ray.remote.num_gpus == 1
+    assert "object_store_memory" in ray.init and ray.init.object_store_memory is None  # ray.init rejects the default
+    assert compose_config("hydra/launcher=joblib", "hydra.launcher.n_jobs=2").hydra.launcher.n_jobs == 2
+
+
+@pytest.mark.parametrize("search", sorted(HPARAMS_SEARCH))
+def test_every_hparams_search_composes_and_its_search_space_parses(search):
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    cfg = compose_config(f"hparams_search={search}", "seed=7", "hydra.sweeper.n_trials=3")
+    assert cfg.hydra.runtime.choices["hydra/sweeper"] == search
+    assert cfg.hydra.sweeper._target_ == HPARAMS_SEARCH[search]
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.n_trials == 3 and sweeper.direction == "minimize" and sweeper.sampler.seed == 7
+    assert type(set_up_sweeper(cfg)).__name__ == HPARAMS_SEARCH[search].rsplit(".", 1)[1]
+    space, fixed = create_params_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
+    assert not fixed and sorted(space) == ["decoder", "dropout.rate", "optimizer.learning_rate"]
+    for key, dist in space.items():  # each searched value is a valid override of the composed config
+        values = list(dist.choices) if hasattr(dist, "choices") else [dist.low, dist.high]
+        for value in values:
+            job = compose_config(f"hparams_search={search}", f"{key}={value}")
+            resolved(job)
+            if key == "decoder":
+                assert job.hydra.runtime.choices.decoder == value
+            else:
+                assert OmegaConf.select(job, key) == value
+    assert space["optimizer.learning_rate"].__class__.__name__ == "LogUniformDistribution"
+
+
 def test_dropout_options_set_a_numeric_rate():
     assert compose_config("dropout=none").dropout.rate == 0.0
     assert compose_config("dropout=original").dropout.rate == 0.3
     assert compose_config("dropout.rate=0.15").dropout.rate == 0.15
 
 
-@pytest.mark.parametrize("old,new", [("dropout=seed", "dropout=original"), ("optimizer=adam_seed", "optimizer=adam_original")])
+@pytest.mark.parametrize(
+    "old,new", [("dropout=seed", "dropout=original"), ("optimizer=adam_seed", "optimizer=adam_original")]
+)
 def test_old_option_names_compose_the_same_config(old, new):
     assert resolved(compose_config(old)) == resolved(compose_config(new))
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import re
 import shutil
+import subprocess
+import sys
 from collections import Counter
 
 import gemmi
@@ -53,6 +56,7 @@ STRUCTURE_CASES = {  # file name → expected skip reason (None: a usable chain)
     "absurd_coords.cif": "bad_coordinates",
     "unknown_residues.pdb": "unknown_residues",
     "zz_duplicate_of_good0.pdb": "duplicate_id",
+    "no_model.cif": "no_model",
     "nmr_ensemble.pdb": None,
     "ca_only_gz.pdb.gz": None,
     "mmcif_good.cif": None,
@@ -91,6 +95,10 @@ def structure_dir(tmp_path_factory):
     (d / "unknown_residues.pdb").write_text(
         "\n".join(fx.atom_line(i + 1, "CA", "XYZ", "A", i + 1, (3.8 * i, 0, 0)) for i in range(60)) + "\nEND\n")
     shutil.copy(d / "good0.pdb", d / "zz_duplicate_of_good0.pdb")
+    # an mmCIF block with the entry's sequence but no _atom_site loop: gemmi reads zero models
+    (d / "no_model.cif").write_text("data_NOMD\n_entry.id NOMD\n_entity_poly.entity_id 1\n"
+                                    "_entity_poly.type 'polypeptide(L)'\n"
+                                    "_entity_poly.pdbx_seq_one_letter_code_can " + "A" * 60 + "\n")
     (d / "notes.txt").write_text("not a structure: ignored, not counted\n")
     return d
 
@@ -108,18 +116,19 @@ def test_each_hostile_structure_file_has_its_specific_reason(structure_dir, tmp_
 
 
 def test_parse_is_cached_per_file_and_never_as_pickle(structure_dir, tmp_path):
-    first = folder.load(structure_dir, "structures", cache_dir=tmp_path)
+    stats = [Counter() for _ in range(3)]
+    first = folder.load(structure_dir, "structures", cache_dir=tmp_path, cache_stats=stats[0])
     n_files = len(folder.list_files(structure_dir, "structures"))
-    assert folder.last_stats == {"parsed": n_files}
+    assert stats[0] == {"parsed": n_files}
     assert len(list(tmp_path.rglob("*.npz"))) == n_files and not list(tmp_path.rglob("*.pkl"))
-    again = folder.load(structure_dir, "structures", cache_dir=tmp_path)
-    assert sum(folder.last_stats.values()) == n_files and folder.last_stats["parsed"] == 0  # hits
+    again = folder.load(structure_dir, "structures", cache_dir=tmp_path, cache_stats=stats[1])
+    assert sum(stats[1].values()) == n_files and stats[1]["parsed"] == 0  # hits
     assert [r.id for r in again[0]] == [r.id for r in first[0]] and again[1:] == first[1:]
     for a, b in zip(first[0], again[0]):
         np.testing.assert_array_equal(a.ca, b.ca)
         np.testing.assert_array_equal(a.mask, b.mask)
-    folder.load(structure_dir, "structures", min_length=30, cache_dir=tmp_path)  # another setting
-    assert folder.last_stats == {"parsed": n_files}
+    folder.load(structure_dir, "structures", min_length=30, cache_dir=tmp_path, cache_stats=stats[2])  # another setting
+    assert stats[2] == {"parsed": n_files}
 
 
 def test_folder_without_usable_files_is_one_clear_error(tmp_path):
@@ -129,7 +138,7 @@ def test_folder_without_usable_files_is_one_clear_error(tmp_path):
     (tmp_path / "bad.pdb").write_text("")
     with pytest.raises(ValueError, match=r"no usable protein chain in 1 file\(s\); skipped \{'empty_file': 1\}"):
         structures_source(str(tmp_path), cache_dir=str(tmp_path / "c"))
-    with pytest.raises(FileNotFoundError, match="data.path: .*missing does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"data.path: .*missing does not exist"):
         structures_source(str(tmp_path / "missing"))
 
 
@@ -165,7 +174,8 @@ TEXT_CASES = {"evo19": "wrong_row_count", "tertiary2": "wrong_row_count", "mask_
               "no_tertiary": "missing_field", "letters": "bad_sequence", "nan": "bad_coordinates",
               "absurd": "bad_coordinates", "ragged_rows": "wrong_row_count"}
 TFRECORD_CASES = {"BAD_TF_NO_TERTIARY": "missing_field", "bad.tfrecord#1": "missing_field",
-                  "BAD_TF_EVO19": "wrong_row_count"}
+                  "BAD_TF_EVO19": "wrong_row_count", "BAD_TF_EMPTY": "empty_sequence",
+                  "bad.tfrecord#4": "bad_tfrecord"}
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +193,8 @@ def proteinnet_dir(tmp_path_factory):
         fx.sequence_example(base, drop=("tertiary",), rid="BAD_TF_NO_TERTIARY"),
         fx.sequence_example(base, drop=("id",)),
         fx.sequence_example(base, evo_width=19, rid="BAD_TF_EVO19"),
+        fx.sequence_example(ProteinRecord("BAD_TF_EMPTY", "", np.zeros((0, 3), np.float32), np.zeros(0, bool))),
+        b"\xff\xff\xff\xff",  # a well-framed TFRecord entry whose payload is not a SequenceExample
     ])
     fx.write_tfrecord(d / "full.tfrecord", [fx.sequence_example(good[2], rid="TRUNC_OK"),
                                             fx.sequence_example(good[3], rid="TRUNC_CUT")])
@@ -213,12 +225,16 @@ def test_each_bad_tfrecord_has_its_specific_reason(proteinnet_dir):
     assert [r.id for r in recs] == ["TRUNC_OK"] and [s.reason for s in skips] == ["truncated_tfrecord"]
 
 
+PROTEINNET_SKIPS = {"wrong_row_count": 5, "missing_field": 3, "bad_sequence": 1, "bad_coordinates": 2,
+                    "too_short": 1, "duplicate_id": 1, "truncated_tfrecord": 1, "empty_file": 1,
+                    "not_proteinnet": 1, "empty_sequence": 1, "bad_tfrecord": 1}
+EXPECTED_SKIPS = {"structures": Counter(r for r in STRUCTURE_CASES.values() if r), "proteinnet": PROTEINNET_SKIPS}
+
+
 def test_folder_counts_every_skip(proteinnet_dir, tmp_path):
     records, skips, _ = folder.load(proteinnet_dir, "proteinnet", cache_dir=tmp_path)
     counts = Counter(s.reason for s in skips)
-    assert counts == {"wrong_row_count": 5, "missing_field": 3, "bad_sequence": 1, "bad_coordinates": 2,
-                      "too_short": 1, "duplicate_id": 1, "truncated_tfrecord": 1, "empty_file": 1,
-                      "not_proteinnet": 1}
+    assert counts == PROTEINNET_SKIPS
     assert len(records) == 13  # 12 good + the intact first record of the truncated file
     for r in records:
         assert r.pssm is not None and np.isfinite(r.pssm).all()
@@ -263,11 +279,50 @@ def test_cli_trains_on_the_format_and_records_skips_on_the_run(kind, structure_d
     assert run.info.status == "FINISHED"
     _, skips, _ = folder.load(path, kind, cache_dir=tmp_path / "cache")  # the same cached parse
     expected = Counter(s.reason for s in skips)
+    assert expected == EXPECTED_SKIPS[kind]  # every hostile input of the folder reached the run
     metrics = run.data.metrics
     assert metrics["data/skipped"] == sum(expected.values())
     for reason, n in expected.items():
         assert metrics[f"data/skipped/{reason}"] == n
     local = client.download_artifacts(run.info.run_id, "data/skipped.csv", str(tmp_path))
-    rows = list(csv.DictReader(open(local)))
+    with open(local) as fh:
+        rows = list(csv.DictReader(fh))
     assert Counter(r["reason"] for r in rows) == expected
     assert np.isfinite(metrics["test/rmse"]) and metrics["data/train_proteins"] > 0
+    if kind == "structures":  # no split files: split by homology, and the run logs how (README: `data/split/*`)
+        info: dict = {}
+        folder.load(path, kind, cache_dir=tmp_path / "cache", split_info=info)
+        assert metrics["data/split/components"] == info["components"] >= 3
+        assert metrics["data/split/largest_component"] == info["largest_component"]
+        assert 0 < metrics["data/split/largest_component_share"] < 1
+        assert run.data.tags["data.split.method"].startswith("mmseqs2")
+
+
+# ---- `python -m protstruct.data summarize` on each format -----------------------------------
+
+@pytest.mark.parametrize("kind", ["structures", "proteinnet"])
+def test_summarize_lists_the_kept_chains_and_every_skip_reason(kind, structure_dir, proteinnet_dir, tmp_path):
+    """README: `python -m protstruct.data summarize path/` prints chains kept, skipped (with
+    reasons) and lengths; the folder's format is detected (no --kind)."""
+    path = structure_dir if kind == "structures" else proteinnet_dir
+    proc = subprocess.run([sys.executable, "-m", "protstruct.data", "summarize", str(path),
+                           "--cache-dir", str(tmp_path / "cache")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    records, _, splits = folder.load(path, kind, cache_dir=tmp_path / "cache")  # what a run would read
+    kept = f"chains kept: {len(records)} (train {splits.count('train')}, val {splits.count('val')}, " \
+           f"test {splits.count('test')})"
+    assert kept in lines and len(records) == (12 if kind == "structures" else 13)
+    expected = EXPECTED_SKIPS[kind]
+    assert f"skipped: {sum(expected.values())}" in lines
+    listed = {}
+    for line in lines[lines.index(f"skipped: {sum(expected.values())}") + 1:]:  # "  reason: count" lines
+        if not (m := re.fullmatch(r"  ([a-z_]+): (\d+)", line)):
+            break
+        listed[m[1]] = int(m[2])
+    assert listed == expected
+    histogram = lines[lines.index("length (residues) histogram:") + 1:][:6]
+    assert sum(int(line.split(":")[1].split()[0]) for line in histogram) == len(records)
+    assert lines[-1].startswith("observed residues per chain: median")
+

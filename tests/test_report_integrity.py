@@ -64,7 +64,9 @@ class Store:
               overrides: str = "decoder=transpose,upsample debug=smoke", study: str = "") -> str:
         """A sweep of ``jobs`` (None: a job that never reported). A job: ``decoder`` (which smoke
         run to copy), ``outcome`` (ledger status, default ok), ``status`` (run status), ``tags``,
-        ``drop`` (evaluation files left out), ``replace`` ({file name: path})."""
+        ``drop`` (evaluation files left out), ``replace`` ({file name: path}), ``reuse`` (the id of
+        an earlier sweep's FINISHED run that stands in for the job, tagged and recorded as
+        ``protstruct.train.job`` does)."""
         c = self.client
         tags = {"protstruct.role": "sweep", "protstruct.study": study, "protstruct.overrides": overrides}
         expected = len(jobs) if expected == -1 else expected
@@ -77,6 +79,10 @@ class Store:
             if job is None:
                 continue
             src = self.jobs[job.get("decoder", "transpose")]
+            if "reuse" in job:
+                c.set_tag(job["reuse"], f"{ledger.REUSED_TAG_PREFIX}{parent}", "1")
+                ledger.record(c, parent, num, src["name"], "skipped", job["reuse"], src["metrics"].get("test/rmse"))
+                continue
             run_tags = {**src["tags"], PARENT_TAG: parent, "protstruct.job_num": str(num), **job.get("tags", {})}
             run = c.create_run(self.exp, start_time=self._tick(), tags=run_tags, run_name=src["name"]).info.run_id
             c.log_batch(run, params=[Param(k, v) for k, v in src["params"].items()])
@@ -136,6 +142,36 @@ def test_an_incomplete_latest_sweep_is_refused_naming_its_missing_jobs(store, tm
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["store"]
     assert store.report("--parent-run-id", older, "--out", str(out)) == 0  # the complete one, by name
     assert f"sweep run {older}" in (out / "report.md").read_text()
+
+
+def test_with_study_the_report_reads_only_the_latest_sweep_of_that_study(store, tmp_path, capsys):
+    """README: "The report reads only the latest sweep of the study, never stray smoke runs" (as
+    `make report-only` runs it: --study). Two complete sweeps of the study, then a newer sweep of
+    another study and a newer smoke sweep (no study): only the latest study sweep's own job and the
+    run it reused from the older sweep are reported, and the report is logged on that sweep alone."""
+    study = {"overrides": "study=p0_vs_p1", "study": "p0_vs_p1"}
+    older = store.sweep([T, U, T], **study)
+    older_upsample = next(r for r in store.children(older)
+                          if store.client.get_run(r).info.run_name == "decoder=upsample")
+    latest = store.sweep([T, {**U, "reuse": older_upsample}], **study)
+    beyond = store.sweep([T, U, U], overrides="study=beyond", study="beyond")
+    smoke = store.sweep([T, T, U], overrides="decoder=transpose,upsample debug=smoke")  # the newest sweep
+    (own,) = set(store.children(latest)) - {older_upsample}  # the latest sweep's one new run
+    assert older_upsample in store.children(latest) and own not in store.children(older)
+    out = tmp_path / "report"
+    assert store.report("--study", "p0_vs_p1", "--out", str(out)) == 0
+    text = (out / "report.md").read_text()
+    assert f"sweep run {latest} " in text and ", 2 jobs;" in text and "overrides: study=p0_vs_p1;" in text
+    for other in (older, beyond, smoke):
+        assert other not in text and other not in (out / "report.html").read_text()
+    table = pd.read_csv(out / "report.csv")
+    assert dict(zip(table["decoder"], table["n"].astype(str))) == {"transpose": "1", "upsample": "1"}
+    logged = {run: {a.path for a in store.client.list_artifacts(run)} for run in (older, latest, beyond, smoke)}
+    assert "report" in logged[latest] and all("report" not in logged[r] for r in (older, beyond, smoke))
+    capsys.readouterr()
+    assert store.report() == 0  # without --study: the newest sweep of any study, here the smoke one
+    assert f"sweep run {smoke} " in capsys.readouterr().out
+    assert store.report("--study", "beyond") == 0 and f"sweep run {beyond} " in capsys.readouterr().out
 
 
 def test_a_job_the_ledger_calls_ok_but_whose_run_did_not_finish_is_missing(store, capsys):
