@@ -76,11 +76,6 @@ FAITHFUL = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README (The P0-vs-P1 study) and conf/study/p0_vs_p1.yaml: the 'faithful' override keeps the study's "
-    "learning rate 1e-3: study/_base.yaml sets optimizer.learning_rate after the optimizer group",
-)
 @pytest.mark.parametrize("experiment, decoder, dropout", [("p0", "transpose", "none"), ("p1", "upsample", "original")])
 def test_the_faithful_override_of_the_study_trains_as_the_original_report(experiment, decoder, dropout):
     """The P0-vs-P1 study: "The run faithful to the original report is one override away:
