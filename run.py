@@ -1,4 +1,5 @@
 """protstruct entry point: ``python run.py [-m] group=option key=value ...``"""
+
 from protstruct import console
 
 console.set_log_levels()  # before TensorFlow and MLflow are first imported

@@ -1,4 +1,5 @@
 """OmegaConf resolvers used by ``conf/`` (registered when protstruct.config is imported)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,6 +8,7 @@ an NVIDIA device, TensorFlow's own log level also drops the failed-``cuInit`` er
 probe; on a GPU machine that level stays at warnings, so CUDA library errors are always shown.
 Never ``TF_ENABLE_ONEDNN_OPTS=0``: that changes the arithmetic, not the console.
 """
+
 from __future__ import annotations
 
 import os

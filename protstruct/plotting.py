@@ -1,4 +1,5 @@
 """Matplotlib for files, never a screen: the one place protstruct selects the Agg backend."""
+
 from __future__ import annotations
 
 

@@ -8,6 +8,7 @@ with the true matrix beside it when the input has coordinates). The model sees f
 ``data.crop_size`` residues along the diagonal (stride crop/2, overlaps averaged), exactly as in
 training; pairs that never share a window (possible from crop/2 residues apart) are left NaN.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,9 @@ def load_run(ref: str, uri: str):
     expected = (None, crop, crop, features.channels)
     got = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else f"{len(model.inputs)} inputs"
     if got != expected:
-        raise ValueError(f"{where_model}: the model's input is {got}, but {RESOLVED} (data.crop_size, "
-                         f"features) implies {expected}")
+        raise ValueError(
+            f"{where_model}: the model's input is {got}, but {RESOLVED} (data.crop_size, features) implies {expected}"
+        )
     return model, features, crop
 
 
@@ -98,8 +100,9 @@ def _read_model(client, run_id: str, model_id: str | None, tmp: str):
     from protstruct.models.saved import load_saved_model
     from protstruct.tracking import models
 
-    where_model = (f"run {run_id} artifact {MODEL}" if model_id is None
-                   else f"model {model_id} artifact {models.KERAS_FILE}")
+    where_model = (
+        f"run {run_id} artifact {MODEL}" if model_id is None else f"model {model_id} artifact {models.KERAS_FILE}"
+    )
     try:
         model_path, where_model = models.download_keras(client, run_id, model_id, tmp)
     except Exception:
@@ -127,8 +130,8 @@ def predict_matrix(model, record, crop: int, features) -> np.ndarray:
         # predict_on_batch, not predict: no tf.data iterator (and its autotuner) per window
         pred = np.asarray(model.predict_on_batch(window[None]))[0, ..., 0]
         n = min(crop, length - start)
-        total[start:start + n, start:start + n] += pred[:n, :n]
-        count[start:start + n, start:start + n] += 1
+        total[start : start + n, start : start + n] += pred[:n, :n]
+        count[start : start + n, start : start + n] += 1
     with np.errstate(invalid="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
@@ -147,15 +150,22 @@ def _record(args):
     if args.chain:
         records = [r for r in records if r.id.rsplit("_", 1)[-1] == args.chain]
     if not records:
-        raise ValueError(f"--structure {args.structure}: no protein chain{' ' + args.chain if args.chain else ''} "
-                         f"({', '.join(s.reason for s in skips) or 'none found'})")
+        raise ValueError(
+            f"--structure {args.structure}: no protein chain{' ' + args.chain if args.chain else ''} "
+            f"({', '.join(s.reason for s in skips) or 'none found'})"
+        )
     return records[0], True
 
 
 def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "--run-id", dest="model", required=True,
-                        help="a run id, runs:/RUN_ID, models:/NAME@ALIAS, models:/NAME/VERSION or models:/MODEL_ID")
+    parser.add_argument(
+        "--model",
+        "--run-id",
+        dest="model",
+        required=True,
+        help="a run id, runs:/RUN_ID, models:/NAME@ALIAS, models:/NAME/VERSION or models:/MODEL_ID",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--structure", help="a PDB/mmCIF file (.gz too)")
     source.add_argument("--sequence", help="a one-letter amino-acid sequence")

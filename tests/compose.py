@@ -1,4 +1,5 @@
 """Composing the project's Hydra config in tests, as ``python run.py`` would."""
+
 from __future__ import annotations
 
 from hydra import compose, initialize_config_dir

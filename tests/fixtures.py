@@ -1,5 +1,6 @@
 """Test fixtures written by our own code from the embedded set: PDB, mmCIF, ProteinNet text and
 TFRecord files, plus the hostile files users feed a sweeper."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,16 +11,40 @@ import numpy as np
 
 from protstruct.data.records import STANDARD_AA, ProteinRecord
 
-THREE = {gemmi.find_tabulated_residue(n).one_letter_code.upper(): n
-         for n in ["ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE",
-                   "LEU", "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL"]}
+THREE = {
+    gemmi.find_tabulated_residue(n).one_letter_code.upper(): n
+    for n in [
+        "ALA",
+        "ARG",
+        "ASN",
+        "ASP",
+        "CYS",
+        "GLN",
+        "GLU",
+        "GLY",
+        "HIS",
+        "ILE",
+        "LEU",
+        "LYS",
+        "MET",
+        "PHE",
+        "PRO",
+        "SER",
+        "THR",
+        "TRP",
+        "TYR",
+        "VAL",
+    ]
+}
 
 
 def atom_line(serial, name, resname, chain, resnum, xyz, het=False, element=None):
     x, y, z = xyz
     rec = "HETATM" if het else "ATOM  "
-    return (f"{rec}{serial:5d} {name:<4} {resname:>3} {chain}{resnum:4d}    "
-            f"{x:8.3f}{y:8.3f}{z:8.3f}{1.0:6.2f}{20.0:6.2f}          {(element or name[0]):>2}")
+    return (
+        f"{rec}{serial:5d} {name:<4} {resname:>3} {chain}{resnum:4d}    "
+        f"{x:8.3f}{y:8.3f}{z:8.3f}{1.0:6.2f}{20.0:6.2f}          {(element or name[0]):>2}"
+    )
 
 
 def pdb_text(record: ProteinRecord, chain: str = "A", models: int = 1, entry: str | None = None) -> str:
@@ -90,12 +115,16 @@ def sequence_example(record, drop: tuple = (), evo_width: int = 20, rid: str | N
         "tertiary": [floats(row) for row in pm],
         "mask": [floats([float(m)]) for m in record.mask],
     }
-    context = {} if "id" in drop else {
-        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[(rid or record.id).encode()]))}
+    context = (
+        {}
+        if "id" in drop
+        else {"id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[(rid or record.id).encode()]))}
+    )
     example = tf.train.SequenceExample(
         context=tf.train.Features(feature=context),
-        feature_lists=tf.train.FeatureLists(feature_list={
-            k: tf.train.FeatureList(feature=v) for k, v in lists.items() if k not in drop}),
+        feature_lists=tf.train.FeatureLists(
+            feature_list={k: tf.train.FeatureList(feature=v) for k, v in lists.items() if k not in drop}
+        ),
     )
     return example.SerializeToString()
 

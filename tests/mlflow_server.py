@@ -12,6 +12,7 @@ keeping it out of ``root`` means a scan of ``root`` for the secret only sees wha
 The basic-auth app imports Flask-WTF (``mlflow[auth]``); without it the fixture fails with a
 message that says so instead of a server that never comes up.
 """
+
 from __future__ import annotations
 
 import base64
@@ -44,9 +45,9 @@ LOG = "server.log"
 
 @dataclass(frozen=True)
 class MlflowAuthServer:
-    url: str                # http://127.0.0.1:PORT, no credentials
+    url: str  # http://127.0.0.1:PORT, no credentials
     port: int
-    root: Path              # everything the server writes (see module docstring)
+    root: Path  # everything the server writes (see module docstring)
     username: str
     password: str
     pid: int
@@ -94,8 +95,10 @@ class MlflowAuthServer:
 
 def _why_no_auth_app() -> str | None:
     if importlib.util.find_spec("flask_wtf") is None:
-        return ("mlflow's basic-auth app needs Flask-WTF, which is not installed: add "
-                "`mlflow[auth]` (or `Flask-WTF<2`) to the project's dependencies")
+        return (
+            "mlflow's basic-auth app needs Flask-WTF, which is not installed: add "
+            "`mlflow[auth]` (or `Flask-WTF<2`) to the project's dependencies"
+        )
     return None
 
 
@@ -115,8 +118,9 @@ def _write_auth_ini(root: Path, username: str) -> Path:
 
 
 @contextlib.contextmanager
-def start_mlflow_auth_server(root: Path, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD,
-                             timeout: float = 60.0) -> Iterator[MlflowAuthServer]:
+def start_mlflow_auth_server(
+    root: Path, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD, timeout: float = 60.0
+) -> Iterator[MlflowAuthServer]:
     """Start the server under ``root`` (created if needed), wait for /health, yield, stop it."""
     why = _why_no_auth_app()
     if why:
@@ -126,26 +130,48 @@ def start_mlflow_auth_server(root: Path, username: str = ADMIN_USER, password: s
     (root / ARTIFACTS).mkdir(exist_ok=True)
     ini = _write_auth_ini(root, username)
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_TRACKING_", "MLFLOW_AUTH_"))}
-    env.update({
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-        "MLFLOW_AUTH_ADMIN_USERNAME": username,
-        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-        "PYTHONUNBUFFERED": "1",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: fast stop, nothing left in /dev/shm
-    })
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_", "MLFLOW_AUTH_"))}
+    env.update(
+        {
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+            "MLFLOW_AUTH_ADMIN_USERNAME": username,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+            "PYTHONUNBUFFERED": "1",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: fast stop, nothing left in /dev/shm
+        }
+    )
     mlflow = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow), "server", "--app-name", "basic-auth",
-           "--backend-store-uri", f"sqlite:///{root / STORE_DB}",
-           "--serve-artifacts", "--artifacts-destination", str(root / ARTIFACTS),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        str(mlflow),
+        "server",
+        "--app-name",
+        "basic-auth",
+        "--backend-store-uri",
+        f"sqlite:///{root / STORE_DB}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(root / ARTIFACTS),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with open(root / LOG, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    server = MlflowAuthServer(url=f"http://127.0.0.1:{port}", port=port, root=root,
-                              username=username, password=password, pid=proc.pid)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = MlflowAuthServer(
+        url=f"http://127.0.0.1:{port}", port=port, root=root, username=username, password=password, pid=proc.pid
+    )
     try:
         try:
             wait_for_health(server.url, proc, timeout, server.log_tail, "mlflow server")

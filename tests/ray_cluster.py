@@ -17,6 +17,7 @@ and by the exact processes whose command line names this cluster's own temp fold
 Without ray or hydra-ray-launcher the fixture skips, unless ``PROTSTRUCT_REQUIRE_RAY`` is set (CI),
 where it fails.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,11 +46,11 @@ OBJECT_STORE_BYTES = 80 * 1024 * 1024
 
 @dataclass(frozen=True)
 class RayCluster:
-    address: str            # 127.0.0.1:PORT, the head's GCS (hydra.launcher.ray.init.address)
-    worker_node_id: str     # hex node id of the worker node, where every CPU task runs
+    address: str  # 127.0.0.1:PORT, the head's GCS (hydra.launcher.ray.init.address)
+    worker_node_id: str  # hex node id of the worker node, where every CPU task runs
     head_node_id: str
-    root: Path              # both nodes' temp dirs, the worker's cwd and the nodes' logs
-    worker_cwd: Path        # the folder `ray start` of the worker ran in
+    root: Path  # both nodes' temp dirs, the worker's cwd and the nodes' logs
+    worker_cwd: Path  # the folder `ray start` of the worker ran in
     worker_env: dict = field(default_factory=dict, repr=False)  # extra env the worker started with
 
     @property
@@ -67,8 +68,11 @@ class RayCluster:
 
 
 def why_no_ray() -> str | None:
-    missing = [name for name, mod in (("ray", "ray"), ("hydra-ray-launcher", "hydra_plugins.hydra_ray_launcher"))
-               if _find_spec(mod) is None]
+    missing = [
+        name
+        for name, mod in (("ray", "ray"), ("hydra-ray-launcher", "hydra_plugins.hydra_ray_launcher"))
+        if _find_spec(mod) is None
+    ]
     return f"not installed: {', '.join(missing)}" if missing else None
 
 
@@ -84,8 +88,9 @@ def skip_or_fail_without_ray() -> None:
     if why is None:
         return
     if os.environ.get(REQUIRE_ENV):
-        pytest.fail(f"{REQUIRE_ENV} is set but Ray is unusable ({why}); "
-                    'install it with pip install "protstruct[scale]"')
+        pytest.fail(
+            f'{REQUIRE_ENV} is set but Ray is unusable ({why}); install it with pip install "protstruct[scale]"'
+        )
     pytest.skip(f"Ray cluster tests need ray and hydra-ray-launcher ({why}); set {REQUIRE_ENV}=1 to make this an error")
 
 
@@ -121,10 +126,16 @@ def _die_with_parent() -> None:
 
 def _start_node(args: list[str], cwd: Path, env: dict, log: Path) -> subprocess.Popen:
     with open(log, "wb") as fh:
-        return subprocess.Popen([*_ray_cli(), "start", "--block", *args], cwd=cwd, env=env,
-                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        return subprocess.Popen(
+            [*_ray_cli(), "start", "--block", *args],
+            cwd=cwd,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
 
 
 # Run in a short-lived driver: waits for `expected` alive nodes, prints them as JSON.
@@ -152,15 +163,20 @@ def _wait_for_nodes(address: str, expected: int, timeout: float, procs: dict, cl
                 raise RuntimeError(f"`ray start` of the {name} exited with {proc.returncode}")
         left = max(deadline - time.monotonic(), 1.0)
         try:
-            res = subprocess.run([sys.executable, "-c", _NODES_SCRIPT, address, str(expected), str(left)],
-                                 cwd=cluster_root, env=_node_env(None), capture_output=True, text=True,
-                                 timeout=left + 30)
+            res = subprocess.run(
+                [sys.executable, "-c", _NODES_SCRIPT, address, str(expected), str(left)],
+                cwd=cluster_root,
+                env=_node_env(None),
+                capture_output=True,
+                text=True,
+                timeout=left + 30,
+            )
         except subprocess.TimeoutExpired:
             last = "the node query timed out"
             continue
         lines = [ln for ln in res.stdout.splitlines() if ln.startswith("NODES=")]
         if res.returncode == 0 and lines:
-            nodes = json.loads(lines[-1][len("NODES="):])
+            nodes = json.loads(lines[-1][len("NODES=") :])
             if len(nodes) >= expected:
                 return nodes
             last = f"{len(nodes)} of {expected} nodes alive"
@@ -221,8 +237,9 @@ def _alive(p) -> bool:
 
 
 @contextlib.contextmanager
-def start_ray_cluster(root: Path | None = None, *, worker_cpus: int = WORKER_CPUS,
-                      worker_env: dict | None = None, timeout: float = 90.0) -> Iterator[RayCluster]:
+def start_ray_cluster(
+    root: Path | None = None, *, worker_cpus: int = WORKER_CPUS, worker_env: dict | None = None, timeout: float = 90.0
+) -> Iterator[RayCluster]:
     """Start a head (``--num-cpus=0``) and one worker node on 127.0.0.1, wait until both are
     alive, yield a :class:`RayCluster`, then stop every process of it.
 
@@ -243,15 +260,38 @@ def start_ray_cluster(root: Path | None = None, *, worker_cpus: int = WORKER_CPU
     marker = str(root)
     cluster = None
     try:
-        head = _start_node(["--head", f"--port={port}", "--num-cpus=0", "--num-gpus=0", "--include-dashboard=false",
-                            f"--dashboard-port={free_port()}", f"--ray-client-server-port={free_port()}",
-                            f"--dashboard-agent-listen-port={free_port()}",
-                            f"--temp-dir={head_tmp}", *common], cwd=root, env=_node_env(None), log=root / "head.log")
+        head = _start_node(
+            [
+                "--head",
+                f"--port={port}",
+                "--num-cpus=0",
+                "--num-gpus=0",
+                "--include-dashboard=false",
+                f"--dashboard-port={free_port()}",
+                f"--ray-client-server-port={free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--temp-dir={head_tmp}",
+                *common,
+            ],
+            cwd=root,
+            env=_node_env(None),
+            log=root / "head.log",
+        )
         procs.append(head)
         # the worker's `ray start` retries the GCS until the head is up
-        worker = _start_node([f"--address={address}", f"--num-cpus={worker_cpus}", "--num-gpus=0",
-                              f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={worker_tmp}", *common],
-                             cwd=worker_cwd, env=_node_env(worker_env), log=root / "worker.log")
+        worker = _start_node(
+            [
+                f"--address={address}",
+                f"--num-cpus={worker_cpus}",
+                "--num-gpus=0",
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--temp-dir={worker_tmp}",
+                *common,
+            ],
+            cwd=worker_cwd,
+            env=_node_env(worker_env),
+            log=root / "worker.log",
+        )
         procs.append(worker)
         try:
             nodes = _wait_for_nodes(address, 2, timeout, {"head": head, "worker": worker}, root)
@@ -261,8 +301,14 @@ def start_ray_cluster(root: Path | None = None, *, worker_cpus: int = WORKER_CPU
         workers = [n for n in nodes if n["resources"].get("CPU", 0) > 0]
         heads = [n for n in nodes if n["resources"].get("CPU", 0) == 0]
         assert len(workers) == 1 and len(heads) == 1, f"unexpected nodes: {nodes}"
-        cluster = RayCluster(address=address, worker_node_id=workers[0]["id"], head_node_id=heads[0]["id"],
-                             root=root, worker_cwd=worker_cwd, worker_env=dict(worker_env or {}))
+        cluster = RayCluster(
+            address=address,
+            worker_node_id=workers[0]["id"],
+            head_node_id=heads[0]["id"],
+            root=root,
+            worker_cwd=worker_cwd,
+            worker_env=dict(worker_env or {}),
+        )
         yield cluster
     finally:
         survivors = _stop(procs, marker)

@@ -23,6 +23,7 @@ Without the binaries the fixture skips, unless ``PROTSTRUCT_REQUIRE_SLURM=1`` (C
 Needs root (Slurm daemons run as ``SlurmUser=root``; CI is root).
 Debian 12 packages: ``slurmctld slurmd slurm-client slurmdbd munge mariadb-server``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,26 +43,37 @@ import pytest
 from tests import slurm_confs
 
 CLUSTER, PARTITION, NODE = slurm_confs.CLUSTER, slurm_confs.PARTITION, slurm_confs.NODE
-BINARIES = ("munged", "mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "slurmctld", "slurmd",
-            "sinfo", "sbatch", "sacct", "scancel", "squeue")
+BINARIES = (
+    "munged",
+    "mariadbd",
+    "mariadb-install-db",
+    "mariadb",
+    "slurmdbd",
+    "slurmctld",
+    "slurmd",
+    "sinfo",
+    "sbatch",
+    "sacct",
+    "scancel",
+    "squeue",
+)
 START_TIMEOUT_S = 120
 
 
 @dataclass
 class SlurmCluster:
-    root: Path                  # everything the cluster writes
-    conf: Path                  # slurm.conf
-    env: dict[str, str]         # os.environ + SLURM_CONF (and nothing else needed)
+    root: Path  # everything the cluster writes
+    conf: Path  # slurm.conf
+    env: dict[str, str]  # os.environ + SLURM_CONF (and nothing else needed)
     partition: str
     node: str
     cpus: int
-    logs: dict[str, Path]       # daemon name → its log file
+    logs: dict[str, Path]  # daemon name → its log file
     pids: dict[str, int] = field(default_factory=dict)
 
     def run(self, *cmd: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
         """A Slurm command (``sinfo``, ``squeue``, ``sacct``, ``scancel``…) against this cluster."""
-        return subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, timeout=timeout,
-                              check=check)
+        return subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, timeout=timeout, check=check)
 
     def log_tail(self, lines: int = 25) -> str:
         out = []
@@ -107,8 +119,9 @@ def _mem_mb() -> int:
     raise RuntimeError("no MemTotal in /proc/meminfo")
 
 
-def _wait(what: str, ready, cluster: SlurmCluster, procs: dict[str, subprocess.Popen],
-          timeout: float = START_TIMEOUT_S) -> None:
+def _wait(
+    what: str, ready, cluster: SlurmCluster, procs: dict[str, subprocess.Popen], timeout: float = START_TIMEOUT_S
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
@@ -186,15 +199,26 @@ def _start(root: Path, procs: dict[str, subprocess.Popen]) -> SlurmCluster:
     for var in [k for k in env if k.startswith(("SLURM_", "SBATCH_", "SALLOC_", "SRUN_", "SQUEUE_", "SACCT_"))]:
         if var != "SLURM_CONF":
             del env[var]  # an outer Slurm job's settings must not leak into this cluster
-    logs = {"munged": root / "log" / "munged.log", "mariadbd": root / "log" / "mariadbd.log",
-            "slurmdbd": root / "log" / "slurmdbd.log", "slurmctld": root / "log" / "slurmctld.log",
-            "slurmd": root / "log" / "slurmd.log"}
+    logs = {
+        "munged": root / "log" / "munged.log",
+        "mariadbd": root / "log" / "mariadbd.log",
+        "slurmdbd": root / "log" / "slurmdbd.log",
+        "slurmctld": root / "log" / "slurmctld.log",
+        "slurmd": root / "log" / "slurmd.log",
+    }
     cluster = SlurmCluster(root=root, conf=conf, env=env, partition=PARTITION, node=NODE, cpus=cpus, logs=logs)
 
     def daemon(name: str, cmd: list[str]) -> None:
         with open(root / "log" / f"{name}.out", "ab") as out:
-            procs[name] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root,
-                                           stdin=subprocess.DEVNULL, start_new_session=True)
+            procs[name] = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         cluster.pids[name] = procs[name].pid
 
     # munge: its own key and socket
@@ -202,32 +226,77 @@ def _start(root: Path, procs: dict[str, subprocess.Popen]) -> SlurmCluster:
     key = munge / "munge.key"
     key.write_bytes(secrets.token_bytes(1024))
     key.chmod(0o400)
-    daemon("munged", [_bin("munged"), "--foreground", f"--socket={munge}/munge.socket", f"--key-file={key}",
-                      f"--pid-file={munge}/munged.pid", f"--seed-file={munge}/munged.seed",
-                      f"--log-file={logs['munged']}", "--num-threads=2"])
+    daemon(
+        "munged",
+        [
+            _bin("munged"),
+            "--foreground",
+            f"--socket={munge}/munge.socket",
+            f"--key-file={key}",
+            f"--pid-file={munge}/munged.pid",
+            f"--seed-file={munge}/munged.seed",
+            f"--log-file={logs['munged']}",
+            "--num-threads=2",
+        ],
+    )
     _wait("munged", lambda: (munge / "munge.socket").is_socket(), cluster, procs)
 
     # MariaDB for slurmdbd: a fresh datadir, loopback only, small buffers
     db = root / "db"
-    subprocess.run([_bin("mariadb-install-db"), "--no-defaults", f"--datadir={db}/data", "--user=root",
-                    "--auth-root-authentication-method=socket", "--skip-test-db"],
-                   check=True, capture_output=True, timeout=120, cwd=root)
-    daemon("mariadbd", [_bin("mariadbd"), "--no-defaults", f"--datadir={db}/data", "--user=root",
-                        f"--socket={db}/mysql.sock", f"--port={ports['mariadb']}", "--bind-address=127.0.0.1",
-                        f"--pid-file={db}/mariadbd.pid", f"--log-error={logs['mariadbd']}",
-                        "--skip-name-resolve", "--skip-log-bin", "--performance-schema=OFF",
-                        "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
-                        "--innodb-lock-wait-timeout=900"])
+    subprocess.run(
+        [
+            _bin("mariadb-install-db"),
+            "--no-defaults",
+            f"--datadir={db}/data",
+            "--user=root",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd=root,
+    )
+    daemon(
+        "mariadbd",
+        [
+            _bin("mariadbd"),
+            "--no-defaults",
+            f"--datadir={db}/data",
+            "--user=root",
+            f"--socket={db}/mysql.sock",
+            f"--port={ports['mariadb']}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={db}/mariadbd.pid",
+            f"--log-error={logs['mariadbd']}",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--performance-schema=OFF",
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-log-file-size=16M",
+            "--innodb-lock-wait-timeout=900",
+        ],
+    )
     sql = [_bin("mariadb"), "--no-defaults", f"--socket={db}/mysql.sock", "-uroot"]
-    _wait("mariadbd", lambda: subprocess.run([*sql, "-e", "select 1"], check=False, capture_output=True,
-                                             timeout=10).returncode == 0, cluster, procs)
-    grant = (f"create user 'slurm'@'127.0.0.1' identified by '{db_pass}'; "
-             "grant all on slurm_acct_db.* to 'slurm'@'127.0.0.1';")
+    _wait(
+        "mariadbd",
+        lambda: subprocess.run([*sql, "-e", "select 1"], check=False, capture_output=True, timeout=10).returncode == 0,
+        cluster,
+        procs,
+    )
+    grant = (
+        f"create user 'slurm'@'127.0.0.1' identified by '{db_pass}'; "
+        "grant all on slurm_acct_db.* to 'slurm'@'127.0.0.1';"
+    )
     subprocess.run([*sql, "-e", grant], check=True, capture_output=True, timeout=30)
 
     daemon("slurmdbd", [_bin("slurmdbd"), "-D"])
-    _wait("slurmdbd", lambda: cluster.run("sacctmgr", "-n", "-P", "show", "cluster", check=False,
-                                          timeout=10).returncode == 0, cluster, procs)
+    _wait(
+        "slurmdbd",
+        lambda: cluster.run("sacctmgr", "-n", "-P", "show", "cluster", check=False, timeout=10).returncode == 0,
+        cluster,
+        procs,
+    )
     # the cluster (and its root account/association) before slurmctld registers with slurmdbd
     cluster.run("sacctmgr", "-i", "add", "cluster", CLUSTER, timeout=30)
 
@@ -237,6 +306,7 @@ def _start(root: Path, procs: dict[str, subprocess.Popen]) -> SlurmCluster:
     def node_idle() -> bool:
         out = cluster.run("sinfo", "-h", "-N", "-p", PARTITION, "-o", "%N %t", check=False, timeout=10)
         return out.returncode == 0 and out.stdout.split() == [NODE, "idle"]
+
     _wait(f"node {NODE} idle in sinfo", node_idle, cluster, procs)
     return cluster
 
@@ -256,9 +326,15 @@ def slurm_cluster():
         cluster = _start(root, procs)
         yield cluster
     finally:
-        stub = cluster or SlurmCluster(root=root, conf=root / "slurm.conf",
-                                       env={**os.environ, "SLURM_CONF": str(root / "slurm.conf")},
-                                       partition=PARTITION, node=NODE, cpus=0, logs={})
+        stub = cluster or SlurmCluster(
+            root=root,
+            conf=root / "slurm.conf",
+            env={**os.environ, "SLURM_CONF": str(root / "slurm.conf")},
+            partition=PARTITION,
+            node=NODE,
+            cpus=0,
+            logs={},
+        )
         problems = _stop(stub, procs)
         if not problems:
             shutil.rmtree(root, ignore_errors=True)

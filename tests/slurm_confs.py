@@ -1,4 +1,5 @@
 """The configuration files of the test Slurm cluster (:mod:`tests.slurm_cluster` starts it)."""
+
 from __future__ import annotations
 
 import socket
@@ -15,9 +16,9 @@ def write_confs(root: Path, ports: dict[str, int], cpus: int, mem_mb: int, db_pa
     conf = root / "slurm.conf"
     conf.write_text(f"""\
 ClusterName={CLUSTER}
-SlurmctldHost={socket.gethostname().split('.')[0]}(127.0.0.1)
-SlurmctldPort={ports['slurmctld']}
-SlurmdPort={ports['slurmd']}
+SlurmctldHost={socket.gethostname().split(".")[0]}(127.0.0.1)
+SlurmctldPort={ports["slurmctld"]}
+SlurmdPort={ports["slurmd"]}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -46,7 +47,7 @@ InactiveLimit=0
 MinJobAge=300
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
-AccountingStoragePort={ports['slurmdbd']}
+AccountingStoragePort={ports["slurmdbd"]}
 AccountingStoragePass={munge_socket}
 JobCompType=jobcomp/none
 NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={NODE} CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
@@ -59,14 +60,14 @@ AuthType=auth/munge
 AuthInfo=socket={munge_socket}
 DbdHost=localhost
 DbdAddr=127.0.0.1
-DbdPort={ports['slurmdbd']}
+DbdPort={ports["slurmdbd"]}
 SlurmUser=root
 PidFile={root}/run/slurmdbd.pid
 LogFile={root}/log/slurmdbd.log
 DebugLevel=info
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={ports['mariadb']}
+StoragePort={ports["mariadb"]}
 StorageUser=slurm
 StoragePass={db_pass}
 StorageLoc=slurm_acct_db

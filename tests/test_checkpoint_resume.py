@@ -1,5 +1,6 @@
 """A job killed mid-training continues from its last epoch checkpoint in the same MLflow run, and
 ends exactly where an uninterrupted twin ends."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,14 @@ from tests.test_lifecycle import METRIC_LOGGED, _wait_for
 # small_cnn at crop 32; 24 training proteins = 6 steps per epoch, so an epoch lasts long enough
 # to kill the job between the end of epoch 2 and the end of epoch 3; a high learning rate makes
 # the best validation epoch an early one, so early stopping's best weights matter after the kill
-JOB = ["debug=smoke", "data.limit.train=24", "trainer.epochs=4", "trainer.patience=4",
-       "optimizer.learning_rate=3e-3", "seed=3"]
+JOB = [
+    "debug=smoke",
+    "data.limit.train=24",
+    "trainer.epochs=4",
+    "trainer.patience=4",
+    "optimizer.learning_rate=3e-3",
+    "seed=3",
+]
 FINAL = ("test/mse", "test/rmse", "test/lddt", "baseline/test_mse", "train/best_epoch")
 
 
@@ -29,14 +36,21 @@ def _only_run(base, experiment):
 
 
 def test_a_sigkilled_job_resumes_in_the_same_run_and_matches_its_uninterrupted_twin(tmp_path):
-    twin = run_cli([*JOB, "tracking.experiment=twin", *store_overrides(tmp_path), f"hydra.run.dir={tmp_path}/twin"],
-                   cwd=tmp_path)
+    twin = run_cli(
+        [*JOB, "tracking.experiment=twin", *store_overrides(tmp_path), f"hydra.run.dir={tmp_path}/twin"], cwd=tmp_path
+    )
     assert twin.returncode == 0, twin.stderr[-3000:]
     _, twin_run = _only_run(tmp_path, "twin")
     assert twin_run.data.metrics["train/best_epoch"] < 2, "precondition: best epoch before the kill"
 
-    args = [sys.executable, str(ROOT / "run.py"), *JOB, "tracking.experiment=resume", *store_overrides(tmp_path),
-            f"hydra.run.dir={tmp_path}/job"]
+    args = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        *JOB,
+        "tracking.experiment=resume",
+        *store_overrides(tmp_path),
+        f"hydra.run.dir={tmp_path}/job",
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -50,8 +64,9 @@ def test_a_sigkilled_job_resumes_in_the_same_run_and_matches_its_uninterrupted_t
     client, killed = _only_run(tmp_path, "resume")
     assert killed.info.status == "RUNNING"  # nothing could end it
 
-    again = run_cli([*JOB, "tracking.experiment=resume", *store_overrides(tmp_path), f"hydra.run.dir={tmp_path}/job2"],
-                    cwd=tmp_path)
+    again = run_cli(
+        [*JOB, "tracking.experiment=resume", *store_overrides(tmp_path), f"hydra.run.dir={tmp_path}/job2"], cwd=tmp_path
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[resumed]" in again.stdout + again.stderr
     client, run = _only_run(tmp_path, "resume")  # still exactly one run
@@ -61,8 +76,9 @@ def test_a_sigkilled_job_resumes_in_the_same_run_and_matches_its_uninterrupted_t
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == [0, 1, 2, 3], key
     for key in FINAL:
         assert run.data.metrics[key] == pytest.approx(twin_run.data.metrics[key], rel=1e-5), key
-    twin_curve = [m.value for m in sorted(client.get_metric_history(twin_run.info.run_id, "val/rmse"),
-                                          key=lambda m: m.step)]
+    twin_curve = [
+        m.value for m in sorted(client.get_metric_history(twin_run.info.run_id, "val/rmse"), key=lambda m: m.step)
+    ]
     curve = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val/rmse"), key=lambda m: m.step)]
     np.testing.assert_allclose(curve, twin_curve, rtol=1e-5)
     assert not (tmp_path / "job" / "checkpoints").exists() or not any((tmp_path / "job" / "checkpoints").iterdir())

@@ -2,6 +2,7 @@
 (the project's presets and the plugins' own the README names) and every ``hparams_search`` —, and
 the original report's experiments pick what it used. Launchers and sweepers are also instantiated
 (their constructors check their settings); none of this contacts a cluster."""
+
 from __future__ import annotations
 
 import pytest
@@ -64,8 +65,9 @@ def set_up_sweeper(cfg):
     from hydra.core.plugins import Plugins
     from hydra.types import HydraContext
 
-    return Plugins.instance().instantiate_sweeper(hydra_context=HydraContext(config_loader=None, callbacks=None),
-                                                  task_function=lambda job: None, config=cfg)
+    return Plugins.instance().instantiate_sweeper(
+        hydra_context=HydraContext(config_loader=None, callbacks=None), task_function=lambda job: None, config=cfg
+    )
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
@@ -84,11 +86,21 @@ def test_every_launcher_composes_and_instantiates_without_a_cluster(launcher):
 def test_the_launcher_presets_hold_what_the_readme_says_and_take_its_overrides():
     slurm = compose_config("hydra/launcher=slurm").hydra.launcher  # 1 GPU, 8 CPUs, 32 GB, 2 h per job
     assert (slurm.gpus_per_node, slurm.cpus_per_task, slurm.mem_gb, slurm.timeout_min) == (1, 8, 32, 120)
-    slurm = compose_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.cpus_per_task=4",
-                           "hydra.launcher.gpus_per_node=null", "hydra.launcher.mem_gb=16",
-                           "hydra.launcher.timeout_min=60").hydra.launcher
-    assert (slurm.partition, slurm.cpus_per_task, slurm.gpus_per_node, slurm.mem_gb, slurm.timeout_min) == \
-        ("gpu", 4, None, 16, 60)
+    slurm = compose_config(
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.cpus_per_task=4",
+        "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.mem_gb=16",
+        "hydra.launcher.timeout_min=60",
+    ).hydra.launcher
+    assert (slurm.partition, slurm.cpus_per_task, slurm.gpus_per_node, slurm.mem_gb, slurm.timeout_min) == (
+        "gpu",
+        4,
+        None,
+        16,
+        60,
+    )
     ray = compose_config("hydra/launcher=ray_cluster", "hydra.launcher.ray.init.address=HEAD:6379").hydra.launcher.ray
     assert ray.init.address == "HEAD:6379" and ray.remote.num_cpus == 4 and ray.remote.num_gpus == 1
     assert "object_store_memory" in ray.init and ray.init.object_store_memory is None  # ray.init rejects the default
@@ -160,6 +172,7 @@ def test_study_sweeps_decoder_by_dropout_by_three_seeds():
 
 def test_studies_share_one_training_budget():
     """study/_base.yaml: both studies train ResNet50 at crop 64, Adam 1e-3, ≤ 10 epochs."""
+
     def budget(study):
         cfg = resolved(compose_config(f"study={study}"))
         return {k: cfg[k] for k in ("backbone", "data", "trainer", "optimizer")}
@@ -219,11 +232,14 @@ def test_beyond_study_composes_every_variant():
     assert compose_config("study=beyond", "variant=p1").hydra.runtime.choices.backbone == "resnet50"
 
 
-@pytest.mark.parametrize("variant", ["attention", "bilinear", "huber", "log_loss", "log_target", "mobilenet",
-                                     "sequence", "small_cnn", "subpixel"])
+@pytest.mark.parametrize(
+    "variant",
+    ["attention", "bilinear", "huber", "log_loss", "log_target", "mobilenet", "sequence", "small_cnn", "subpixel"],
+)
 def test_variants_start_from_p1_and_change_one_group(variant):
     p1 = compose_config("variant=p1").hydra.runtime.choices
     choices = compose_config(f"variant={variant}").hydra.runtime.choices
-    changed = {g for g in ("backbone", "decoder", "dropout", "attention", "loss", "target", "features")
-               if choices[g] != p1[g]}
+    changed = {
+        g for g in ("backbone", "decoder", "dropout", "attention", "loss", "target", "features") if choices[g] != p1[g]
+    }
     assert len(changed) == 1 and choices.dropout == "original", changed

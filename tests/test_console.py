@@ -1,5 +1,6 @@
 """What a user sees: --help explains every config group, tab completion installs, and a job's
 console has one line per epoch and the summary — no TensorFlow start-up noise."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,8 +10,9 @@ from tests.conftest import CONF, ROOT
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_help_explains_every_config_group_with_examples():
@@ -20,7 +22,7 @@ def test_help_explains_every_config_group_with_examples():
     lines = proc.stdout.splitlines()
     for group in groups:
         (line,) = [i for i, text in enumerate(lines) if text.strip().startswith(group + " ")]
-        described = " ".join(lines[line:line + 2])
+        described = " ".join(lines[line : line + 2])
         assert "e.g." in described and described.count("|") >= 1, (group, described)
     assert 'eval "$(python run.py -sc install=bash)"' in proc.stdout
 
@@ -29,8 +31,14 @@ def test_shell_completion_installs_and_completes_groups():
     proc = _run("-sc", "install=bash")
     assert proc.returncode == 0 and "hydra_bash_completion" in proc.stdout and "complete -o nospace" in proc.stdout
     env = {"COMP_LINE": "python run.py decoder=", "COMP_POINT": "999"}
-    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "-sc", "query=bash"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "-sc", "query=bash"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.stdout.split() == ["decoder=bilinear", "decoder=subpixel", "decoder=transpose", "decoder=upsample"]
 
 

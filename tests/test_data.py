@@ -1,4 +1,5 @@
 """The embedded real set: counts, provenance, a leak-free split, and the tf.data windows."""
+
 from __future__ import annotations
 
 import hashlib
@@ -78,7 +79,7 @@ def test_eval_windows_are_centred_and_match_the_records(splits):
     r = records[0]
     s = pipeline.centred_start(r.length, crop)
     assert s == (r.length - crop) // 2
-    np.testing.assert_allclose(dist[0], r.distance_matrix()[s:s + crop, s:s + crop], atol=1e-3)
+    np.testing.assert_allclose(dist[0], r.distance_matrix()[s : s + crop, s : s + crop], atol=1e-3)
 
 
 def test_training_crops_are_seeded_and_change_between_epochs(splits):
@@ -102,8 +103,11 @@ def test_every_dataset_runs_without_the_tf_data_autotuner(splits):
     """Its model thread made fit() wait up to 1.7 s per iterator on the CPU bench (issue 6)."""
     records, feats = splits["train"][:4], RelativePosition()
     x, y = next(iter(pipeline.train_dataset(records, 32, 2, feats, 0)))
-    for ds in (pipeline.train_dataset(records, 32, 2, feats, 0), pipeline.eval_dataset(records, 32, 2, feats),
-               pipeline.in_memory_dataset(x.numpy(), y.numpy(), 2)):
+    for ds in (
+        pipeline.train_dataset(records, 32, 2, feats, 0),
+        pipeline.eval_dataset(records, 32, 2, feats),
+        pipeline.in_memory_dataset(x.numpy(), y.numpy(), 2),
+    ):
         assert ds.options().autotune.enabled is False
 
 

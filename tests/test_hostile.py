@@ -1,5 +1,6 @@
 """Hostile input: every bad file or record is skipped with its specific reason and counted on the
 MLflow run; ProteinNet text and TFRecord agree; real CLI runs train on each format."""
+
 from __future__ import annotations
 
 import csv
@@ -79,10 +80,15 @@ def structure_dir(tmp_path_factory):
     (d / "full.cif").unlink()
     (d / "truncated.cif").write_text(text[: len(text) // 2])
     (d / "truncated.cif.gz").write_bytes(gzip.compress(text.encode(), mtime=0)[:400])
-    (d / "dna_only.pdb").write_text("\n".join(fx.atom_line(i + 1, "P", "DA", "A", i + 1, (6.0 * i, 0, 0))
-                                              for i in range(60)) + "\nEND\n")
-    (d / "ligand_only.pdb").write_text("\n".join(fx.atom_line(i + 1, f"C{i}", "HEM", "A", 1, (1.0 * i, 0, 0),
-                                                              het=True, element="C") for i in range(10)) + "\nEND\n")
+    (d / "dna_only.pdb").write_text(
+        "\n".join(fx.atom_line(i + 1, "P", "DA", "A", i + 1, (6.0 * i, 0, 0)) for i in range(60)) + "\nEND\n"
+    )
+    (d / "ligand_only.pdb").write_text(
+        "\n".join(
+            fx.atom_line(i + 1, f"C{i}", "HEM", "A", 1, (1.0 * i, 0, 0), het=True, element="C") for i in range(10)
+        )
+        + "\nEND\n"
+    )
     fx.write_pdb(_synthetic(20), d / "short_chain.pdb", entry="SHRT")
     fx.write_pdb(_synthetic(2000), d / "huge_chain.pdb", entry="HUGE")
     lines = fx.pdb_text(_synthetic(60), entry="NANC").splitlines()
@@ -93,12 +99,15 @@ def structure_dir(tmp_path_factory):
     st[0][0][7][0].pos = gemmi.Position(123456.0, 0.0, 0.0)  # mmCIF can hold what PDB columns cannot
     st.make_mmcif_document().write_file(str(d / "absurd_coords.cif"))
     (d / "unknown_residues.pdb").write_text(
-        "\n".join(fx.atom_line(i + 1, "CA", "XYZ", "A", i + 1, (3.8 * i, 0, 0)) for i in range(60)) + "\nEND\n")
+        "\n".join(fx.atom_line(i + 1, "CA", "XYZ", "A", i + 1, (3.8 * i, 0, 0)) for i in range(60)) + "\nEND\n"
+    )
     shutil.copy(d / "good0.pdb", d / "zz_duplicate_of_good0.pdb")
     # an mmCIF block with the entry's sequence but no _atom_site loop: gemmi reads zero models
-    (d / "no_model.cif").write_text("data_NOMD\n_entry.id NOMD\n_entity_poly.entity_id 1\n"
-                                    "_entity_poly.type 'polypeptide(L)'\n"
-                                    "_entity_poly.pdbx_seq_one_letter_code_can " + "A" * 60 + "\n")
+    (d / "no_model.cif").write_text(
+        "data_NOMD\n_entry.id NOMD\n_entity_poly.entity_id 1\n"
+        "_entity_poly.type 'polypeptide(L)'\n"
+        "_entity_poly.pdbx_seq_one_letter_code_can " + "A" * 60 + "\n"
+    )
     (d / "notes.txt").write_text("not a structure: ignored, not counted\n")
     return d
 
@@ -144,17 +153,18 @@ def test_folder_without_usable_files_is_one_clear_error(tmp_path):
 
 # ---- ProteinNet --------------------------------------------------------------------------
 
+
 def _text_variant(record, mutate):
     lines = fx.proteinnet_text(record, rid=f"BAD_{mutate}").splitlines()
     i = {name: lines.index(f"[{name}]") for name in ("PRIMARY", "EVOLUTIONARY", "TERTIARY", "MASK")}
     if mutate == "evo19":
-        del lines[i["EVOLUTIONARY"] + 1: i["EVOLUTIONARY"] + 3]
+        del lines[i["EVOLUTIONARY"] + 1 : i["EVOLUTIONARY"] + 3]
     elif mutate == "tertiary2":
         del lines[i["TERTIARY"] + 3]
     elif mutate == "mask_length":
         lines[i["MASK"] + 1] += "+++"
     elif mutate == "no_tertiary":
-        del lines[i["TERTIARY"]: i["TERTIARY"] + 4]
+        del lines[i["TERTIARY"] : i["TERTIARY"] + 4]
     elif mutate == "letters":
         lines[i["PRIMARY"] + 1] = "Z" + lines[i["PRIMARY"] + 1][1:]
     elif mutate == "nan":
@@ -170,12 +180,23 @@ def _text_variant(record, mutate):
     return "\n".join(lines) + "\n\n"
 
 
-TEXT_CASES = {"evo19": "wrong_row_count", "tertiary2": "wrong_row_count", "mask_length": "wrong_row_count",
-              "no_tertiary": "missing_field", "letters": "bad_sequence", "nan": "bad_coordinates",
-              "absurd": "bad_coordinates", "ragged_rows": "wrong_row_count"}
-TFRECORD_CASES = {"BAD_TF_NO_TERTIARY": "missing_field", "bad.tfrecord#1": "missing_field",
-                  "BAD_TF_EVO19": "wrong_row_count", "BAD_TF_EMPTY": "empty_sequence",
-                  "bad.tfrecord#4": "bad_tfrecord"}
+TEXT_CASES = {
+    "evo19": "wrong_row_count",
+    "tertiary2": "wrong_row_count",
+    "mask_length": "wrong_row_count",
+    "no_tertiary": "missing_field",
+    "letters": "bad_sequence",
+    "nan": "bad_coordinates",
+    "absurd": "bad_coordinates",
+    "ragged_rows": "wrong_row_count",
+}
+TFRECORD_CASES = {
+    "BAD_TF_NO_TERTIARY": "missing_field",
+    "bad.tfrecord#1": "missing_field",
+    "BAD_TF_EVO19": "wrong_row_count",
+    "BAD_TF_EMPTY": "empty_sequence",
+    "bad.tfrecord#4": "bad_tfrecord",
+}
 
 
 @pytest.fixture(scope="module")
@@ -189,15 +210,20 @@ def proteinnet_dir(tmp_path_factory):
     bad_text += fx.proteinnet_text(_synthetic(20, "SHORT_TEXT")) + "\n"
     bad_text += fx.proteinnet_text(good[1]) + "\n"  # the same id as a good record → duplicate_id
     (d / "zz_bad_text.txt").write_text(bad_text)
-    fx.write_tfrecord(d / "bad.tfrecord", [
-        fx.sequence_example(base, drop=("tertiary",), rid="BAD_TF_NO_TERTIARY"),
-        fx.sequence_example(base, drop=("id",)),
-        fx.sequence_example(base, evo_width=19, rid="BAD_TF_EVO19"),
-        fx.sequence_example(ProteinRecord("BAD_TF_EMPTY", "", np.zeros((0, 3), np.float32), np.zeros(0, bool))),
-        b"\xff\xff\xff\xff",  # a well-framed TFRecord entry whose payload is not a SequenceExample
-    ])
-    fx.write_tfrecord(d / "full.tfrecord", [fx.sequence_example(good[2], rid="TRUNC_OK"),
-                                            fx.sequence_example(good[3], rid="TRUNC_CUT")])
+    fx.write_tfrecord(
+        d / "bad.tfrecord",
+        [
+            fx.sequence_example(base, drop=("tertiary",), rid="BAD_TF_NO_TERTIARY"),
+            fx.sequence_example(base, drop=("id",)),
+            fx.sequence_example(base, evo_width=19, rid="BAD_TF_EVO19"),
+            fx.sequence_example(ProteinRecord("BAD_TF_EMPTY", "", np.zeros((0, 3), np.float32), np.zeros(0, bool))),
+            b"\xff\xff\xff\xff",  # a well-framed TFRecord entry whose payload is not a SequenceExample
+        ],
+    )
+    fx.write_tfrecord(
+        d / "full.tfrecord",
+        [fx.sequence_example(good[2], rid="TRUNC_OK"), fx.sequence_example(good[3], rid="TRUNC_CUT")],
+    )
     data = (d / "full.tfrecord").read_bytes()
     (d / "full.tfrecord").unlink()
     (d / "truncated.tfrecord").write_bytes(data[:-40])
@@ -225,9 +251,19 @@ def test_each_bad_tfrecord_has_its_specific_reason(proteinnet_dir):
     assert [r.id for r in recs] == ["TRUNC_OK"] and [s.reason for s in skips] == ["truncated_tfrecord"]
 
 
-PROTEINNET_SKIPS = {"wrong_row_count": 5, "missing_field": 3, "bad_sequence": 1, "bad_coordinates": 2,
-                    "too_short": 1, "duplicate_id": 1, "truncated_tfrecord": 1, "empty_file": 1,
-                    "not_proteinnet": 1, "empty_sequence": 1, "bad_tfrecord": 1}
+PROTEINNET_SKIPS = {
+    "wrong_row_count": 5,
+    "missing_field": 3,
+    "bad_sequence": 1,
+    "bad_coordinates": 2,
+    "too_short": 1,
+    "duplicate_id": 1,
+    "truncated_tfrecord": 1,
+    "empty_file": 1,
+    "not_proteinnet": 1,
+    "empty_sequence": 1,
+    "bad_tfrecord": 1,
+}
 EXPECTED_SKIPS = {"structures": Counter(r for r in STRUCTURE_CASES.values() if r), "proteinnet": PROTEINNET_SKIPS}
 
 
@@ -265,13 +301,24 @@ def test_the_published_samples_parse_and_agree():
 
 # ---- the real CLI on each format, counts recorded on the run ----------------------------------
 
+
 @pytest.mark.parametrize("kind", ["structures", "proteinnet"])
 def test_cli_trains_on_the_format_and_records_skips_on_the_run(kind, structure_dir, proteinnet_dir, tmp_path):
     path = structure_dir if kind == "structures" else proteinnet_dir
     features = "features=pssm" if kind == "proteinnet" else "features=sequence"
-    proc = run_cli([f"data={kind}", f"data.path={path}", "debug=smoke", features, "tracking.experiment=hostile",
-                    *store_overrides(tmp_path), f"hydra.run.dir={tmp_path}/run"],
-                   cwd=tmp_path, env={"PROTSTRUCT_CACHE": str(tmp_path / "cache")})
+    proc = run_cli(
+        [
+            f"data={kind}",
+            f"data.path={path}",
+            "debug=smoke",
+            features,
+            "tracking.experiment=hostile",
+            *store_overrides(tmp_path),
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+        env={"PROTSTRUCT_CACHE": str(tmp_path / "cache")},
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     exp = client.get_experiment_by_name("hostile")
@@ -300,29 +347,35 @@ def test_cli_trains_on_the_format_and_records_skips_on_the_run(kind, structure_d
 
 # ---- `python -m protstruct.data summarize` on each format -----------------------------------
 
+
 @pytest.mark.parametrize("kind", ["structures", "proteinnet"])
 def test_summarize_lists_the_kept_chains_and_every_skip_reason(kind, structure_dir, proteinnet_dir, tmp_path):
     """README: `python -m protstruct.data summarize path/` prints chains kept, skipped (with
     reasons) and lengths; the folder's format is detected (no --kind)."""
     path = structure_dir if kind == "structures" else proteinnet_dir
-    proc = subprocess.run([sys.executable, "-m", "protstruct.data", "summarize", str(path),
-                           "--cache-dir", str(tmp_path / "cache")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "protstruct.data", "summarize", str(path), "--cache-dir", str(tmp_path / "cache")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     records, _, splits = folder.load(path, kind, cache_dir=tmp_path / "cache")  # what a run would read
-    kept = f"chains kept: {len(records)} (train {splits.count('train')}, val {splits.count('val')}, " \
-           f"test {splits.count('test')})"
+    kept = (
+        f"chains kept: {len(records)} (train {splits.count('train')}, val {splits.count('val')}, "
+        f"test {splits.count('test')})"
+    )
     assert kept in lines and len(records) == (12 if kind == "structures" else 13)
     expected = EXPECTED_SKIPS[kind]
     assert f"skipped: {sum(expected.values())}" in lines
     listed = {}
-    for line in lines[lines.index(f"skipped: {sum(expected.values())}") + 1:]:  # "  reason: count" lines
+    for line in lines[lines.index(f"skipped: {sum(expected.values())}") + 1 :]:  # "  reason: count" lines
         if not (m := re.fullmatch(r"  ([a-z_]+): (\d+)", line)):
             break
         listed[m[1]] = int(m[2])
     assert listed == expected
-    histogram = lines[lines.index("length (residues) histogram:") + 1:][:6]
+    histogram = lines[lines.index("length (residues) histogram:") + 1 :][:6]
     assert sum(int(line.split(":")[1].split()[0]) for line in histogram) == len(records)
     assert lines[-1].startswith("observed residues per chain: median")
-

@@ -1,4 +1,5 @@
 """Sweeps always end, and resume never reuses the wrong run — real CLI processes, real signals."""
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,23 @@ def _client(base):
 def _runs(base, experiment, role):
     client = _client(base)
     exp = client.get_experiment_by_name(experiment)
-    return [r for r in client.search_runs([exp.experiment_id], max_results=1000)
-            if r.data.tags.get("protstruct.role") == role]
+    return [
+        r
+        for r in client.search_runs([exp.experiment_id], max_results=1000)
+        if r.data.tags.get("protstruct.role") == role
+    ]
 
 
 def _popen(base, *args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, *SMOKE, *store_overrides(base)],
-                            cwd=base, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *args, *SMOKE, *store_overrides(base)],
+        cwd=base,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait_for(db, sql: str, params: tuple, proc, timeout=300) -> bool:
@@ -46,11 +56,15 @@ def _wait_for(db, sql: str, params: tuple, proc, timeout=300) -> bool:
     return False
 
 
-SWEEP_EXISTS = "select count(*) from tags t join runs r on t.run_uuid = r.run_uuid " \
-               "join experiments e on r.experiment_id = e.experiment_id " \
-               "where e.name = ? and t.key = 'protstruct.role' and t.value = 'sweep'"
-METRIC_LOGGED = "select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid " \
-                "join experiments e on r.experiment_id = e.experiment_id where e.name = ? and m.key = ?"
+SWEEP_EXISTS = (
+    "select count(*) from tags t join runs r on t.run_uuid = r.run_uuid "
+    "join experiments e on r.experiment_id = e.experiment_id "
+    "where e.name = ? and t.key = 'protstruct.role' and t.value = 'sweep'"
+)
+METRIC_LOGGED = (
+    "select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid "
+    "join experiments e on r.experiment_id = e.experiment_id where e.name = ? and m.key = ?"
+)
 
 
 def test_sigterm_to_the_launcher_before_any_job_run_ends_the_sweep_killed(tmp_path):
@@ -77,8 +91,15 @@ def test_sigkilled_processes_are_found_vanished_by_the_next_command(tmp_path):
     finally:
         early.kill()
     # 2. killed while training: the job's run has logged an epoch
-    late = _popen(tmp_path, "-m", "seed=0,1", "trainer.epochs=30", "trainer.patience=30",
-                  "tracking.experiment=vanish2", f"hydra.sweep.dir={tmp_path}/b")
+    late = _popen(
+        tmp_path,
+        "-m",
+        "seed=0,1",
+        "trainer.epochs=30",
+        "trainer.patience=30",
+        "tracking.experiment=vanish2",
+        f"hydra.sweep.dir={tmp_path}/b",
+    )
     try:
         assert _wait_for(db, METRIC_LOGGED, ("vanish2", "val/rmse"), late), "job never logged an epoch"
         late.send_signal(signal.SIGKILL)
@@ -104,9 +125,18 @@ def test_sigkilled_processes_are_found_vanished_by_the_next_command(tmp_path):
 def test_an_error_inside_the_jobs_own_error_handling_still_ends_job_and_sweep(tmp_path):
     # an artifact store nobody can write: training fails at its first artifact, and so does
     # the job's own attempt to log the error — the exception escapes into Hydra
-    proc = run_cli(["-m", "seed=0,1", *SMOKE, "tracking.experiment=broken", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-                    "tracking.artifact_root=/proc/protstruct-unwritable", f"hydra.sweep.dir={tmp_path}/s"],
-                   cwd=tmp_path)
+    proc = run_cli(
+        [
+            "-m",
+            "seed=0,1",
+            *SMOKE,
+            "tracking.experiment=broken",
+            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+            "tracking.artifact_root=/proc/protstruct-unwritable",
+            f"hydra.sweep.dir={tmp_path}/s",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     (parent,) = _runs(tmp_path, "broken", "sweep")
     assert parent.info.status == "FAILED"
@@ -115,8 +145,17 @@ def test_an_error_inside_the_jobs_own_error_handling_still_ends_job_and_sweep(tm
 
 
 def test_a_sweep_with_no_jobs_fails(tmp_path):
-    proc = run_cli(["-m", "seed=range(0,0)", *SMOKE, "tracking.experiment=empty", *store_overrides(tmp_path),
-                    f"hydra.sweep.dir={tmp_path}/s"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "-m",
+            "seed=range(0,0)",
+            *SMOKE,
+            "tracking.experiment=empty",
+            *store_overrides(tmp_path),
+            f"hydra.sweep.dir={tmp_path}/s",
+        ],
+        cwd=tmp_path,
+    )
     (parent,) = _runs(tmp_path, "empty", "sweep")
     assert parent.info.status == "FAILED", proc.stdout[-2000:] + proc.stderr[-2000:]
     assert parent.data.tags["protstruct.expected_jobs"] == "0"
@@ -146,11 +185,18 @@ def test_resume_key_and_per_sweep_summaries(tmp_path):
 def test_job_key_covers_results_not_display():
     from protstruct.tracking.resume import job_key
 
-    cfg = {"seed": 0, "trainer": {"epochs": 1, "verbose": 2},
-           "tracking": {"uri": "sqlite:////a.db", "experiment": "x", "artifact_root": "/a", "log_model": True}}
+    cfg = {
+        "seed": 0,
+        "trainer": {"epochs": 1, "verbose": 2},
+        "tracking": {"uri": "sqlite:////a.db", "experiment": "x", "artifact_root": "/a", "log_model": True},
+    }
     key = job_key(cfg, "data", "code")
-    display = {**cfg, "trainer": {"epochs": 1, "verbose": 0}, "dry_run": True,
-               "tracking": {**cfg["tracking"], "uri": "http://h", "experiment": "y", "artifact_root": None}}
+    display = {
+        **cfg,
+        "trainer": {"epochs": 1, "verbose": 0},
+        "dry_run": True,
+        "tracking": {**cfg["tracking"], "uri": "http://h", "experiment": "y", "artifact_root": None},
+    }
     assert job_key(display, "data", "code") == key
     assert job_key({**cfg, "tracking": {**cfg["tracking"], "log_model": False}}, "data", "code") != key
     assert job_key(cfg, "data2", "code") != key and job_key(cfg, "data", "code2") != key

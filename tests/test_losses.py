@@ -1,4 +1,5 @@
 """Masked loss and metric arithmetic on hand-made arrays."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +54,7 @@ def test_rmse_metric_pools_pairs_across_batches():
     dist, mask, pred = _batch()
     metric = MaskedRMSE()
     for i in range(2):
-        metric.update_state(np.stack([dist[i:i + 1], mask[i:i + 1]], -1), pred[i:i + 1])
+        metric.update_state(np.stack([dist[i : i + 1], mask[i : i + 1]], -1), pred[i : i + 1])
     assert float(metric.result()) == pytest.approx(np.sqrt(154 / 13), rel=1e-6)
 
 

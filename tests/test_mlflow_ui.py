@@ -6,6 +6,7 @@ training* switch (kept in the browser's localStorage, GenAI by default), not by 
 ``mlflow.experimentKind`` tag protstruct sets; a first visit lands on the GenAI overview until the
 switch is flipped once (see the xfail test).
 """
+
 from __future__ import annotations
 
 import re
@@ -33,16 +34,25 @@ def smoke_ids(smoke_sweep):
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
     assert sorted(children) == sorted(CHILDREN)
     models = client.search_logged_models(experiment_ids=[exp.experiment_id])
-    return {"experiment_id": exp.experiment_id, "parent": parents[0],
-            "children": {name: run.info.run_id for name, run in children.items()},
-            "train_digest": next(d.dataset.digest for d in children[CHILDREN[0]].inputs.dataset_inputs
-                                 if any(t.value == "train" for t in d.tags)),
-            "models": {m.model_id: m for m in models}}
+    return {
+        "experiment_id": exp.experiment_id,
+        "parent": parents[0],
+        "children": {name: run.info.run_id for name, run in children.items()},
+        "train_digest": next(
+            d.dataset.digest
+            for d in children[CHILDREN[0]].inputs.dataset_inputs
+            if any(t.value == "train" for t in d.tags)
+        ),
+        "models": {m.model_id: m for m in models},
+    }
 
 
-@pytest.mark.xfail(strict=True, reason="MLflow 3.17 opens experiments per the sidebar's GenAI/Model training "
-                   "switch (default GenAI), ignoring the mlflow.experimentKind tag; strict: when a release honours "
-                   "the tag this passes, fails the suite, and the README's note on the switch must go")
+@pytest.mark.xfail(
+    strict=True,
+    reason="MLflow 3.17 opens experiments per the sidebar's GenAI/Model training "
+    "switch (default GenAI), ignoring the mlflow.experimentKind tag; strict: when a release honours "
+    "the tag this passes, fails the suite, and the README's note on the switch must go",
+)
 def test_first_visit_opens_experiment_on_its_runs(mlflow_ui_for_smoke, page, tmp_path):
     server = mlflow_ui_for_smoke
     with ui_step(page, tmp_path, "experiments list, click smoke", server):
@@ -50,8 +60,10 @@ def test_first_visit_opens_experiment_on_its_runs(mlflow_ui_for_smoke, page, tmp
         ui.close_assistant(page)
         ui.click_experiment(page, "smoke")
         page.wait_for_url(re.compile(r"#/experiments/\d+/(runs|overview|traces|models)"))
-    assert "/runs" in page.url, (f"a first visit to experiment 'smoke' opened {page.url}, not its runs table; "
-                                 f"visible text:\n{ui.visible_text(page, 1500)}")
+    assert "/runs" in page.url, (
+        f"a first visit to experiment 'smoke' opened {page.url}, not its runs table; "
+        f"visible text:\n{ui.visible_text(page, 1500)}"
+    )
 
 
 def test_experiment_opens_on_runs_table(mlflow_ui_for_smoke, page, tmp_path):
@@ -112,8 +124,9 @@ def test_models_tab_lists_the_logged_models(mlflow_ui_for_smoke, smoke_ids, page
             row = ui.run_row(page, model_id)
             expect(row.first).to_contain_text(model.name)
             expect(row.filter(has_text="Ready")).to_have_count(1)
-        shown = page.eval_on_selector_all('[role="row"][row-id^="m-"]',
-                                          "rows => [...new Set(rows.map(r => r.getAttribute('row-id')))]")
+        shown = page.eval_on_selector_all(
+            '[role="row"][row-id^="m-"]', "rows => [...new Set(rows.map(r => r.getAttribute('row-id')))]"
+        )
         assert sorted(shown) == sorted(smoke_ids["models"]), shown
 
 
@@ -122,8 +135,16 @@ def test_compare_view_screenshot(mlflow_ui_for_smoke, smoke_sweep, page, tmp_pat
     parents, children = ui.sweep_to_compare(smoke_sweep["uri"], "smoke", None, None)
     out = tmp_path / "compare_view.png"
     with ui_step(page, tmp_path, "runs table, select the sweep's runs, Compare", mlflow_ui_for_smoke):
-        notes = ui.compare_screenshot(page, mlflow_ui_for_smoke.url, "smoke", parents, children, out,
-                                      ["decoder._target_", "dropout.rate"], ["val/rmse", "test/rmse"])
+        notes = ui.compare_screenshot(
+            page,
+            mlflow_ui_for_smoke.url,
+            "smoke",
+            parents,
+            children,
+            out,
+            ["decoder._target_", "dropout.rate"],
+            ["val/rmse", "test/rmse"],
+        )
         expect(page.get_by_text("Comparing 2 Runs from 1 Experiment")).to_be_visible()
         for name in CHILDREN:
             expect(page.get_by_text(name, exact=True).first).to_be_visible()

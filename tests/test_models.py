@@ -1,4 +1,5 @@
 """The original report's models, parameter for parameter, and the stride rules of the decoders."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -14,8 +15,14 @@ from tests.compose import compose_config
 @pytest.mark.parametrize("experiment,params", [("p0", 26_033_409), ("p1", 26_015_233)])
 def test_original_models_have_exact_parameter_counts_at_crop_256(experiment, params):
     cfg = compose_config(f"experiment={experiment}")
-    model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), cfg.data.crop_size, 1,
-                        cfg.backbone.output_stride, cfg.dropout.rate)
+    model = build_model(
+        instantiate(cfg.backbone.build),
+        instantiate(cfg.decoder),
+        cfg.data.crop_size,
+        1,
+        cfg.backbone.output_stride,
+        cfg.dropout.rate,
+    )
     assert model.count_params() == params
     assert model.output.shape == (None, 256, 256, 1)
     has_dropout = any(layer.__class__.__name__ == "Dropout" for layer in model.layers)
@@ -25,8 +32,14 @@ def test_original_models_have_exact_parameter_counts_at_crop_256(experiment, par
 @pytest.mark.parametrize("decoder", ["upsample", "bilinear"])
 def test_upsample_and_bilinear_decoders_differ_only_in_interpolation(decoder):
     cfg = compose_config("experiment=p1", f"decoder={decoder}")
-    model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), cfg.data.crop_size, 1,
-                        cfg.backbone.output_stride, cfg.dropout.rate)
+    model = build_model(
+        instantiate(cfg.backbone.build),
+        instantiate(cfg.decoder),
+        cfg.data.crop_size,
+        1,
+        cfg.backbone.output_stride,
+        cfg.dropout.rate,
+    )
     assert model.count_params() == 26_015_233  # P1's, whichever the interpolation
     ups = [layer for layer in model.layers if layer.__class__.__name__ == "UpSampling2D"]
     assert [u.size for u in ups] == [(2, 2), (2, 2), (8, 8)]
@@ -78,9 +91,16 @@ def test_dropout_rate_out_of_range_is_a_clear_error():
 @pytest.mark.parametrize("target", ["angstrom", "log"])
 def test_beyond_variants_build_and_keep_the_output_shape(decoder, attention, target):
     cfg = compose_config(f"decoder={decoder}", f"attention={attention}", f"target={target}", "backbone=small_cnn")
-    model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 32, 1,
-                        cfg.backbone.output_stride, 0.3, neck=instantiate(cfg.attention),
-                        output_transform=cfg.target.transform)
+    model = build_model(
+        instantiate(cfg.backbone.build),
+        instantiate(cfg.decoder),
+        32,
+        1,
+        cfg.backbone.output_stride,
+        0.3,
+        neck=instantiate(cfg.attention),
+        output_transform=cfg.target.transform,
+    )
     assert model.output.shape == (None, 32, 32, 1)
     import numpy as np
 
@@ -112,9 +132,16 @@ def test_models_with_custom_layers_save_and_load(tmp_path):
     import numpy as np
 
     cfg = compose_config("decoder=subpixel", "attention=self_attention", "target=log", "backbone=small_cnn")
-    model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), 32, 1,
-                        cfg.backbone.output_stride, 0.0, neck=instantiate(cfg.attention),
-                        output_transform=cfg.target.transform)
+    model = build_model(
+        instantiate(cfg.backbone.build),
+        instantiate(cfg.decoder),
+        32,
+        1,
+        cfg.backbone.output_stride,
+        0.0,
+        neck=instantiate(cfg.attention),
+        output_transform=cfg.target.transform,
+    )
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 1)).astype("float32")

@@ -1,4 +1,5 @@
 """Paired statistics on hand-made per-protein tables."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@ data: a tampered `config/resolved.yaml` or `model/model.keras` is a clear error 
 payload never runs; a structure's own `_entry.id` cannot steer the output outside `--out`.
 
 Tampered runs live in their own throwaway SQLite store; the shared smoke sweep is only read."""
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,25 @@ SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQ"
 def predict(run_id: str, uri: str, out: Path, *source: str):
     """``python -m protstruct.predict`` for real, in a subprocess (cwd: the repository root)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "protstruct.predict", "--run-id", run_id,
-                           "--tracking-uri", uri, "--out", str(out), *(source or ("--sequence", SEQUENCE))],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "protstruct.predict",
+            "--run-id",
+            run_id,
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(out),
+            *(source or ("--sequence", SEQUENCE)),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +93,11 @@ def test_tampered_feature_target_is_refused_not_called(smoke_run, store, tmp_pat
     victim.mkdir()
     source = tmp_path / "secret.txt"
     source.write_text("not for copying")
-    spec = ({"_target_": "builtins.open", "file": str(victim / "pwned"), "mode": "w"} if payload == "open" else
-            {"_target_": "shutil.copyfile", "src": str(source), "dst": str(victim / "pwned")})
+    spec = (
+        {"_target_": "builtins.open", "file": str(victim / "pwned"), "mode": "w"}
+        if payload == "open"
+        else {"_target_": "shutil.copyfile", "src": str(source), "dst": str(victim / "pwned")}
+    )
     run_id = store["log"](smoke_run["model"], {**smoke_run["cfg"], "features": spec})
     proc = predict(run_id, store["uri"], tmp_path / "out")
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -147,21 +167,36 @@ def test_feature_specs_and_file_names_are_checked_as_data():
     from protstruct.predict import output_name
 
     where = "run R artifact config/resolved.yaml"
-    built = features_from_spec({"_target_": "protstruct.data.features.Combined", "parts": [
-        {"_target_": "protstruct.data.features.RelativePosition", "scale": 2},
-        {"_target_": "protstruct.data.features.SequencePairs"}]}, where)
+    built = features_from_spec(
+        {
+            "_target_": "protstruct.data.features.Combined",
+            "parts": [
+                {"_target_": "protstruct.data.features.RelativePosition", "scale": 2},
+                {"_target_": "protstruct.data.features.SequencePairs"},
+            ],
+        },
+        where,
+    )
     assert isinstance(built, Combined) and isinstance(built.parts[0], RelativePosition)
     assert built.parts[0].scale == 2.0 and built.channels == 43
-    for bad in ({"_target_": "builtins.open", "file": "x"}, {"_target_": "hydra.utils.instantiate"},
-                {"_target_": "protstruct.data.features.RelativePosition", "scale": float("inf")},
-                {"_target_": "protstruct.data.features.RelativePosition", "scale": "1"},
-                {"_target_": "protstruct.data.features.RelativePosition", "_partial_": True},
-                {"_target_": "protstruct.data.features.Combined", "parts": [{"_target_": "os.system"}]},
-                {"_target_": "protstruct.data.features.Combined"}, None, []):
+    for bad in (
+        {"_target_": "builtins.open", "file": "x"},
+        {"_target_": "hydra.utils.instantiate"},
+        {"_target_": "protstruct.data.features.RelativePosition", "scale": float("inf")},
+        {"_target_": "protstruct.data.features.RelativePosition", "scale": "1"},
+        {"_target_": "protstruct.data.features.RelativePosition", "_partial_": True},
+        {"_target_": "protstruct.data.features.Combined", "parts": [{"_target_": "os.system"}]},
+        {"_target_": "protstruct.data.features.Combined"},
+        None,
+        [],
+    ):
         with pytest.raises(ValueError, match=r"^run R artifact config/resolved\.yaml: features"):
             features_from_spec(bad, where)
     for hostile in ("../escape_A", "..", "", "/etc/passwd", "a/../../b", ".hidden", "x\x00y"):
         name = output_name(hostile)
-        assert name and not name.startswith(".") and set(name) <= set(
-            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"), (hostile, name)
+        assert (
+            name
+            and not name.startswith(".")
+            and set(name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        ), (hostile, name)
     assert output_name("1ABC_A") == "1ABC_A"

@@ -1,5 +1,6 @@
 """ProteinNet as released (casp folders: thinnings, ProteinNet's own validation/test, identity bins),
 a per-file parse cache that cannot run code, and bad inputs at scale — on real generated files."""
+
 from __future__ import annotations
 
 import errno
@@ -93,8 +94,11 @@ def test_mixed_thinnings_need_a_choice_and_only_the_chosen_files_are_read(casp, 
     records, skips, splits = load(d, "proteinnet", cache_dir=tmp_path, thinning=30)
     assert load.stats == {"parsed": 3} and skips == []  # training_30, validation, testing only
     by = {s: [r.id for r, sp in zip(records, splits) if sp == s] for s in ("train", "val", "test")}
-    assert by == {"train": _ids_in(d / "training_30"), "val": _ids_in(d / "validation"),
-                  "test": _ids_in(d / "testing")}  # ProteinNet's own split, never re-split
+    assert by == {
+        "train": _ids_in(d / "training_30"),
+        "val": _ids_in(d / "validation"),
+        "test": _ids_in(d / "testing"),
+    }  # ProteinNet's own split, never re-split
     records, _, splits = load(d, "proteinnet", cache_dir=tmp_path, thinning=50)
     assert _parsed_and_reused(load.stats) == (1, 2) and splits.count("train") == 200
 
@@ -116,15 +120,27 @@ def test_validation_identity_bins_are_kept_and_reach_each_record(casp, tmp_path)
 def test_the_config_and_summarize_take_the_same_choices(casp, tmp_path):
     d, _ = casp
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["data=proteinnet", f"data.path={d}", "data.thinning=30",
-                                           "data.validation_identity=70", f"data.cache_dir={tmp_path}"])
+        cfg = compose(
+            "config",
+            overrides=[
+                "data=proteinnet",
+                f"data.path={d}",
+                "data.thinning=30",
+                "data.validation_identity=70",
+                f"data.cache_dir={tmp_path}",
+            ],
+        )
     splits = instantiate(cfg.data.source)
     assert len(splits.train) == len(_ids_in(d / "training_30")) and len(splits.test) == 10
     assert [r.meta["validation_identity"] for r in splits.val] == [70, 70]
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        assert data_cli.main(["summarize", str(d), "--cache-dir", str(tmp_path), "--thinning", "30",
-                              "--validation-identity", "30"]) == 0
+        assert (
+            data_cli.main(
+                ["summarize", str(d), "--cache-dir", str(tmp_path), "--thinning", "30", "--validation-identity", "30"]
+            )
+            == 0
+        )
         assert data_cli.main(["summarize", str(d), "--cache-dir", str(tmp_path)]) == 2
     assert f"(train {len(splits.train)}, val 2, test 10)" in out.getvalue()
     assert "validation identity bins: 30%: 2" in out.getvalue()
@@ -133,8 +149,9 @@ def test_the_config_and_summarize_take_the_same_choices(casp, tmp_path):
 
 def test_tfrecord_release_layout_keeps_the_split_and_agrees_with_text(tmp_path, load):
     synthetic_casp.write(tmp_path / "text", 24, thinnings=(30, 50), seed=3, validation=7, testing=4)
-    synthetic_casp.write(tmp_path / "tf", 24, thinnings=(30, 50), fmt="tfrecord", seed=3, validation=7,
-                         testing=4, shard=5)
+    synthetic_casp.write(
+        tmp_path / "tf", 24, thinnings=(30, 50), fmt="tfrecord", seed=3, validation=7, testing=4, shard=5
+    )
     assert sorted(p.name for p in (tmp_path / "tf" / "training" / "50").iterdir()) == ["1", "2", "3", "4", "5"]
     with pytest.raises(ValueError, match=r"thinnings \[30, 50\]"):
         load(tmp_path / "tf", "proteinnet", cache_dir=tmp_path / "c")
@@ -149,6 +166,7 @@ def test_tfrecord_release_layout_keeps_the_split_and_agrees_with_text(tmp_path, 
 
 
 # ---- the cache -----------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def small_folder(tmp_path):
@@ -184,7 +202,7 @@ def test_a_changed_file_is_never_served_stale(small_folder, tmp_path, load):
     st = os.stat(f)
     text = f.read_text()
     i = text.index("[PRIMARY]\n") + len("[PRIMARY]\n") + 5
-    changed = text[:i] + ("W" if text[i] != "W" else "Y") + text[i + 1:]  # same size, other content
+    changed = text[:i] + ("W" if text[i] != "W" else "Y") + text[i + 1 :]  # same size, other content
     f.write_text(changed)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime restored: only ctime (and the hash) differ
     assert os.stat(f).st_size == st.st_size and os.stat(f).st_mtime_ns == st.st_mtime_ns
@@ -271,6 +289,7 @@ def test_non_utf8_file_names_work(tmp_path, load):
 
 # ---- bad inputs ----------------------------------------------------------------------------
 
+
 def test_a_truncated_large_text_file_keeps_what_came_before(casp, tmp_path):
     d, _ = casp
     data = (d / "training_50").read_bytes()
@@ -291,11 +310,16 @@ def test_nan_in_a_pssm_is_a_skip_never_a_nan(tmp_path, load):
     evo[4, 10] = np.nan
     big = evo.copy()
     big[2, 3] = 1e300  # finite in the file, infinite as float32
-    (tmp_path / "t.txt").write_text(synthetic_casp.text(good) + synthetic_casp.text((rid, seq, evo, ter, mask))
-                                    + synthetic_casp.text(("BIG_PSSM", seq, big, ter, mask)))
+    (tmp_path / "t.txt").write_text(
+        synthetic_casp.text(good)
+        + synthetic_casp.text((rid, seq, evo, ter, mask))
+        + synthetic_casp.text(("BIG_PSSM", seq, big, ter, mask))
+    )
     records, skips = proteinnet.read_file(tmp_path / "t.txt")
     assert _rec_ids(records) == ["GOOD_PSSM"] and {(s.where, s.reason) for s in skips} == {
-        ("NAN_PSSM", "bad_pssm"), ("BIG_PSSM", "bad_pssm")}
+        ("NAN_PSSM", "bad_pssm"),
+        ("BIG_PSSM", "bad_pssm"),
+    }
     fx.write_tfrecord(tmp_path / "t.tfrecord", [synthetic_casp.sequence_example((rid, seq, evo, ter, mask))])
     assert [s.reason for s in proteinnet.read_file(tmp_path / "t.tfrecord")[1]] == ["bad_pssm"]
     records, skips, _ = load(tmp_path, "proteinnet", cache_dir=tmp_path / "c")
@@ -308,14 +332,20 @@ def test_tfrecord_features_of_the_wrong_dtype_are_skipped(tmp_path):
 
     _, seq, _, ter, mask = synthetic_casp.record(rng, "X")
     rec = ProteinRecord("X", seq, (ter[:, 1::3].T / 100).astype(np.float32), mask)
-    payloads = [fx.wrong_dtype_example(rec, feat, f"WRONG_{feat}")
-                for feat in ("primary", "tertiary", "evolutionary", "mask", "id")]
+    payloads = [
+        fx.wrong_dtype_example(rec, feat, f"WRONG_{feat}")
+        for feat in ("primary", "tertiary", "evolutionary", "mask", "id")
+    ]
     fx.write_tfrecord(tmp_path / "w.tfrecord", [*payloads, fx.sequence_example(rec, rid="FINE")])
     records, skips = proteinnet.read_file(tmp_path / "w.tfrecord")
     assert _rec_ids(records) == ["FINE"]
     assert [(s.where, s.reason) for s in skips] == [
-        ("WRONG_primary", "wrong_dtype"), ("WRONG_tertiary", "wrong_dtype"), ("WRONG_evolutionary", "wrong_dtype"),
-        ("WRONG_mask", "wrong_dtype"), ("w.tfrecord#4", "wrong_dtype")]
+        ("WRONG_primary", "wrong_dtype"),
+        ("WRONG_tertiary", "wrong_dtype"),
+        ("WRONG_evolutionary", "wrong_dtype"),
+        ("WRONG_mask", "wrong_dtype"),
+        ("w.tfrecord#4", "wrong_dtype"),
+    ]
 
 
 def test_text_is_streamed_not_read_whole(casp, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ credentials come from the worker node's environment (set before `ray start`), no
 launcher; every job runs on the worker node (tag protstruct.ray.node_id); the launcher's sweep
 summary sees every job. Skips without ray/hydra-ray-launcher unless PROTSTRUCT_REQUIRE_RAY is set.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,18 +20,29 @@ SEEDS = (0, 1, 2, 3)
 EXPERIMENT = "ray_cluster"
 
 
-def test_sweep_runs_as_ray_tasks_on_the_worker_node(ray_cluster, mlflow_auth_server, tmp_path,
-                                                      monkeypatch):
+def test_sweep_runs_as_ray_tasks_on_the_worker_node(ray_cluster, mlflow_auth_server, tmp_path, monkeypatch):
     server = mlflow_auth_server
     launcher_cwd = tmp_path / "launcher"
     launcher_cwd.mkdir()
     assert ray_cluster.worker_cwd != launcher_cwd
     started = time.monotonic()
-    proc = run_cli(["-m", "hydra/launcher=ray_cluster", f"seed={','.join(map(str, SEEDS))}", "debug=smoke",
-                    f"tracking.uri={server.url}", "tracking.artifact_root=null", f"tracking.experiment={EXPERIMENT}",
-                    f"hydra.launcher.ray.init.address={ray_cluster.address}",
-                    "hydra.launcher.ray.remote.num_cpus=1", "hydra.launcher.ray.remote.num_gpus=0"],
-                   cwd=launcher_cwd, env={**server.credentials_env(), "RAY_DEDUP_LOGS": "0"}, timeout=420)
+    proc = run_cli(
+        [
+            "-m",
+            "hydra/launcher=ray_cluster",
+            f"seed={','.join(map(str, SEEDS))}",
+            "debug=smoke",
+            f"tracking.uri={server.url}",
+            "tracking.artifact_root=null",
+            f"tracking.experiment={EXPERIMENT}",
+            f"hydra.launcher.ray.init.address={ray_cluster.address}",
+            "hydra.launcher.ray.remote.num_cpus=1",
+            "hydra.launcher.ray.remote.num_gpus=0",
+        ],
+        cwd=launcher_cwd,
+        env={**server.credentials_env(), "RAY_DEDUP_LOGS": "0"},
+        timeout=420,
+    )
     took = time.monotonic() - started
     output = proc.stdout + proc.stderr
     why = f"(exit {proc.returncode}, {took:.0f} s)\n{output[-6000:]}\n{ray_cluster.log_tail(1500)}"

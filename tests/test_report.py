@@ -1,4 +1,5 @@
 """`python -m protstruct.report` on the smoke sweep's runs."""
+
 from __future__ import annotations
 
 import shutil
@@ -14,16 +15,27 @@ from protstruct.report.__main__ import main
 
 def test_report_tables_from_the_smoke_sweep(smoke_sweep, tmp_path, capsys):
     out = tmp_path / "report"
-    rc = main(["--tracking-uri", smoke_sweep["uri"], "--experiment", smoke_sweep["experiment"],
-               "--group-by", "decoder,dropout", "--out", str(out)])
+    rc = main(
+        [
+            "--tracking-uri",
+            smoke_sweep["uri"],
+            "--experiment",
+            smoke_sweep["experiment"],
+            "--group-by",
+            "decoder,dropout",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     table = pd.read_csv(out / "report.csv")
     assert sorted(table["decoder"]) == ["transpose", "upsample"] and list(table["n"]) == [1, 1]
     ref = table[table["decoder"] == "transpose"].iloc[0]
     # the runs' own name for the original report's MSE (test/mse_seed before its rename)
-    (change,) = [c for c in table.columns if c in ("test/mse_original change vs reference",
-                                                   "test/mse_seed change vs reference")]
+    (change,) = [
+        c for c in table.columns if c in ("test/mse_original change vs reference", "test/mse_seed change vs reference")
+    ]
     assert ref[change] == 0.0
     assert "published numbers" not in printed  # the smoke sweep belongs to no study that has them
     assert "separation baseline" in printed
@@ -49,13 +61,41 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs Debian's chromium)")
 def test_html_report_images_load_in_headless_chromium(smoke_sweep, tmp_path):
     out = tmp_path / "report"
-    assert main(["--tracking-uri", smoke_sweep["uri"], "--experiment", smoke_sweep["experiment"],
-                 "--group-by", "decoder", "--out", str(out)]) == 0
-    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                           "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-                           "--virtual-time-budget=10000", "--dump-dom", (out / "report.html").as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    assert (
+        main(
+            [
+                "--tracking-uri",
+                smoke_sweep["uri"],
+                "--experiment",
+                smoke_sweep["experiment"],
+                "--group-by",
+                "decoder",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            (out / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "images loaded: 3/3" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
@@ -66,8 +106,9 @@ def test_report_names_a_missing_experiment(smoke_sweep, capsys):
 
 
 def test_report_names_an_unknown_group_key(smoke_sweep, capsys):
-    rc = main(["--tracking-uri", smoke_sweep["uri"], "--experiment", smoke_sweep["experiment"],
-               "--group-by", "flavour"])
+    rc = main(
+        ["--tracking-uri", smoke_sweep["uri"], "--experiment", smoke_sweep["experiment"], "--group-by", "flavour"]
+    )
     assert rc == 2 and "'flavour' is neither a config group nor a config key" in capsys.readouterr().err
 
 
@@ -84,10 +125,14 @@ def test_published_numbers_come_from_the_study_config_only():
 
 
 def _runs(decoder: str, stride: int, filters: str, status: str = "FINISHED") -> dict:
-    return {"status": status, "tags.protstruct.decoder": decoder,
-            "params.decoder._target_": f"protstruct.models.decoders.{decoder}",
-            "params.decoder.filters": filters, "params.decoder.kernel_size": "3",
-            "params.backbone.output_stride": str(stride)}
+    return {
+        "status": status,
+        "tags.protstruct.decoder": decoder,
+        "params.decoder._target_": f"protstruct.models.decoders.{decoder}",
+        "params.decoder.filters": filters,
+        "params.decoder.kernel_size": "3",
+        "params.backbone.output_stride": str(stride),
+    }
 
 
 def test_heatmap_caption_follows_each_runs_decoder():
@@ -107,9 +152,18 @@ def test_heatmap_caption_follows_each_runs_decoder():
 
 def test_old_metric_names_are_read_and_shown_as_stored():
     def frame(**metrics):
-        return pd.DataFrame([{"status": "FINISHED", "tags.protstruct.decoder": "a", "metrics.test/rmse": 1.0,
-                              "metrics.test/mse": 1.0, "metrics.baseline/test_rmse": 2.0,
-                              **{f"metrics.{k}": v for k, v in metrics.items()}}])
+        return pd.DataFrame(
+            [
+                {
+                    "status": "FINISHED",
+                    "tags.protstruct.decoder": "a",
+                    "metrics.test/rmse": 1.0,
+                    "metrics.test/mse": 1.0,
+                    "metrics.baseline/test_rmse": 2.0,
+                    **{f"metrics.{k}": v for k, v in metrics.items()},
+                }
+            ]
+        )
 
     group = {"decoder": "tags.protstruct.decoder"}
     old = frame(**{"test/mse_seed": 5.0})
@@ -125,6 +179,8 @@ def test_pairing_names_what_it_leaves_out():
     rows += [("new", "0", f"P{p}", 9.0 + p) for p in range(12)]
     rows += [("new", "1", f"P{p}", 9.0 + p if p != 2 else float("nan")) for p in range(2, 12)]
     out = paired.compare(pd.DataFrame(rows, columns=["variant", "seed", "protein", "mse"]), "new", "ref")
-    assert out["left_out"] == ["seed 1: 3 of 12 proteins unpaired (absent or without an MSE on one side)",
-                               "seed 2: no results of this variant"]
+    assert out["left_out"] == [
+        "seed 1: 3 of 12 proteins unpaired (absent or without an MSE on one side)",
+        "seed 2: no results of this variant",
+    ]
     assert out["note"].endswith("left out: " + "; ".join(out["left_out"]))

@@ -4,6 +4,7 @@ folder swap, the experiments/ guard, HTML escaping and redaction, missing and ta
 Each test builds synthetic sweeps in its own SQLite store with ``MlflowClient`` — parent runs with
 the job ledger's tags, child runs carrying the params, metrics and evaluation artifacts of the real
 smoke sweep's runs (read from ``smoke_sweep``, never modified)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,10 +39,15 @@ def smoke_jobs(smoke_sweep, tmp_path_factory):
         folder.mkdir()
         client.download_artifacts(run.info.run_id, "evaluation", str(folder))
         jobs[run.data.tags["protstruct.decoder"]] = {
-            "name": run.info.run_name, "params": run.data.params, "metrics": run.data.metrics,
-            "tags": {k: v for k, v in run.data.tags.items()
-                     if k.startswith(("protstruct.", "data.")) and k not in LIVENESS},
-            "history": client.get_metric_history(run.info.run_id, "val/rmse"), "evaluation": folder / "evaluation"}
+            "name": run.info.run_name,
+            "params": run.data.params,
+            "metrics": run.data.metrics,
+            "tags": {
+                k: v for k, v in run.data.tags.items() if k.startswith(("protstruct.", "data.")) and k not in LIVENESS
+            },
+            "history": client.get_metric_history(run.info.run_id, "val/rmse"),
+            "evaluation": folder / "evaluation",
+        }
     assert sorted(jobs) == ["transpose", "upsample"]
     return jobs
 
@@ -60,8 +66,14 @@ class Store:
         self.clock += 1000
         return self.clock
 
-    def sweep(self, jobs: list[dict | None], status: str = "FINISHED", expected: int | None = -1,
-              overrides: str = "decoder=transpose,upsample debug=smoke", study: str = "") -> str:
+    def sweep(
+        self,
+        jobs: list[dict | None],
+        status: str = "FINISHED",
+        expected: int | None = -1,
+        overrides: str = "decoder=transpose,upsample debug=smoke",
+        study: str = "",
+    ) -> str:
         """A sweep of ``jobs`` (None: a job that never reported). A job: ``decoder`` (which smoke
         run to copy), ``outcome`` (ledger status, default ok), ``status`` (run status), ``tags``,
         ``drop`` (evaluation files left out), ``replace`` ({file name: path}), ``reuse`` (the id of
@@ -120,17 +132,21 @@ def store(tmp_path, smoke_jobs):
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
-@pytest.mark.parametrize("status, second, expect", [
-    ("FAILED", {**U, "status": "FAILED"}, "#1 decoder=upsample (failed)"),
-    ("KILLED", {**U, "status": "KILLED"}, "#1 decoder=upsample (killed)"),
-    ("RUNNING", None, "#1 decoder=bilinear (never reported)"),
-])
-def test_an_incomplete_latest_sweep_is_refused_naming_its_missing_jobs(store, tmp_path, capsys, status, second,
-                                                                       expect):
+@pytest.mark.parametrize(
+    "status, second, expect",
+    [
+        ("FAILED", {**U, "status": "FAILED"}, "#1 decoder=upsample (failed)"),
+        ("KILLED", {**U, "status": "KILLED"}, "#1 decoder=upsample (killed)"),
+        ("RUNNING", None, "#1 decoder=bilinear (never reported)"),
+    ],
+)
+def test_an_incomplete_latest_sweep_is_refused_naming_its_missing_jobs(store, tmp_path, capsys, status, second, expect):
     older = store.sweep([T, U])
     latest = store.sweep([T, second], status=status)
     out = tmp_path / "report"
@@ -151,8 +167,9 @@ def test_with_study_the_report_reads_only_the_latest_sweep_of_that_study(store, 
     run it reused from the older sweep are reported, and the report is logged on that sweep alone."""
     study = {"overrides": "study=p0_vs_p1", "study": "p0_vs_p1"}
     older = store.sweep([T, U, T], **study)
-    older_upsample = next(r for r in store.children(older)
-                          if store.client.get_run(r).info.run_name == "decoder=upsample")
+    older_upsample = next(
+        r for r in store.children(older) if store.client.get_run(r).info.run_name == "decoder=upsample"
+    )
     latest = store.sweep([T, {**U, "reuse": older_upsample}], **study)
     beyond = store.sweep([T, U, U], overrides="study=beyond", study="beyond")
     smoke = store.sweep([T, T, U], overrides="decoder=transpose,upsample debug=smoke")  # the newest sweep
@@ -212,12 +229,18 @@ def test_the_out_folder_is_replaced_whole(store, tmp_path):
     out.mkdir()
     for name in ("heatmaps.png", "paired.csv", "report.md"):  # what an earlier sweep's report left
         (out / name).write_text("stale")
-    store.sweep([{**T, "drop": ["test_predictions.npz"]},
-                 {**U, "drop": ["test_predictions.npz", "test_per_protein.csv"]}])
+    store.sweep(
+        [{**T, "drop": ["test_predictions.npz"]}, {**U, "drop": ["test_predictions.npz", "test_per_protein.csv"]}]
+    )
     assert store.report("--out", str(out)) == 0
     assert "stale" not in (out / "report.md").read_text()
-    assert sorted(p.name for p in out.iterdir()) == ["loss_curves.png", "report.csv", "report.html", "report.md",
-                                                     "test_rmse.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "loss_curves.png",
+        "report.csv",
+        "report.html",
+        "report.md",
+        "test_rmse.png",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "store"]  # no staging folder left
     assert (out.stat().st_mode & 0o777) != 0o700
 
@@ -239,8 +262,9 @@ def test_runs_without_evaluation_artifacts_are_named(store, capsys):
     t_run, u_run = sorted(store.children(parent), key=lambda r: store.client.get_run(r).info.run_name)
     assert store.report() == 0
     text = capsys.readouterr().out
-    assert (f"Runs without per-protein results: decoder=upsample (run {u_run}): evaluation/test_per_protein.csv "
-            "missing") in text
+    assert (
+        f"Runs without per-protein results: decoder=upsample (run {u_run}): evaluation/test_per_protein.csv missing"
+    ) in text
     assert f"Runs without prediction samples: decoder=transpose (run {t_run}): evaluation/test_predictions.npz" in text
     assert "Paired comparison: not available" in text
 
@@ -284,13 +308,19 @@ def fake_root(tmp_path, monkeypatch):
     return results
 
 
-@pytest.mark.parametrize("overrides, args, expect", [
-    ("study=p0_vs_p1 debug=smoke trainer.epochs=1", ["--study", "p0_vs_p1"],
-     "overrides beyond the study's definition: debug=smoke trainer.epochs=1"),
-    ("study=p0_vs_p1 data.limit.train=4", ["--study", "p0_vs_p1"], "data.limit.train=4"),
-    ("study=p0_vs_p1", [], "name the study the results are for with --study"),
-    ("study=p0_vs_p1", ["--study", "p0_vs_p1", "--allow-partial"], "--allow-partial may never go there"),
-])
+@pytest.mark.parametrize(
+    "overrides, args, expect",
+    [
+        (
+            "study=p0_vs_p1 debug=smoke trainer.epochs=1",
+            ["--study", "p0_vs_p1"],
+            "overrides beyond the study's definition: debug=smoke trainer.epochs=1",
+        ),
+        ("study=p0_vs_p1 data.limit.train=4", ["--study", "p0_vs_p1"], "data.limit.train=4"),
+        ("study=p0_vs_p1", [], "name the study the results are for with --study"),
+        ("study=p0_vs_p1", ["--study", "p0_vs_p1", "--allow-partial"], "--allow-partial may never go there"),
+    ],
+)
 def test_only_the_studys_own_sweep_writes_into_experiments(store, fake_root, capsys, overrides, args, expect):
     parent = store.sweep([T, U], overrides=overrides, study="p0_vs_p1")
     before = snapshot(fake_root.parents[1])
@@ -308,9 +338,13 @@ def test_the_studys_own_complete_sweep_writes_into_experiments(store, fake_root)
 
 
 def test_tags_are_escaped_in_html_and_secrets_redacted(store, tmp_path, capsys):
-    store.sweep([{**T, "tags": {"protstruct.decoder": "<script>alert(1)</script>"}},
-                 {**U, "tags": {"protstruct.decoder": "<img src=x onerror=alert(2)>"}}],
-                overrides="decoder=a,b tracking.uri=postgresql://bob:hunter22@db/x password=sesame123")
+    store.sweep(
+        [
+            {**T, "tags": {"protstruct.decoder": "<script>alert(1)</script>"}},
+            {**U, "tags": {"protstruct.decoder": "<img src=x onerror=alert(2)>"}},
+        ],
+        overrides="decoder=a,b tracking.uri=postgresql://bob:hunter22@db/x password=sesame123",
+    )
     out = tmp_path / "report"
     assert store.report("--out", str(out)) == 0
     printed = capsys.readouterr().out

@@ -1,5 +1,6 @@
 """Secrets are masked wherever a value leaves the process; destructive targets ask first;
 installs are pinned to what the suite passed with."""
+
 from __future__ import annotations
 
 import base64
@@ -16,11 +17,14 @@ PASSWORD = "p@ss:w/rd%42 x"
 ENCODED = "p%40ss%3Aw%2Frd%2542%20x"
 
 
-@pytest.mark.parametrize("text", [
-    f"tracking.uri=http://alice:{ENCODED}@127.0.0.1:5000",
-    f"postgresql+psycopg2://bob:{ENCODED}@db.internal:5432/mlflow",
-    f"API request to https://alice:{ENCODED}@mlflow.example/api/2.0 failed",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"tracking.uri=http://alice:{ENCODED}@127.0.0.1:5000",
+        f"postgresql+psycopg2://bob:{ENCODED}@db.internal:5432/mlflow",
+        f"API request to https://alice:{ENCODED}@mlflow.example/api/2.0 failed",
+    ],
+)
 def test_uri_userinfo_is_masked(text):
     out = r.redact(text)
     assert ENCODED not in out and "alice" not in out and "bob" not in out and "***@" in out
@@ -32,8 +36,10 @@ def test_secret_keys_are_masked_in_text_and_trees():
     assert "hunter22" not in out and "abc123" not in out and "k e y" not in out
     assert "learning_rate=1e-3" in out and "data.path=/tokens/x" in out
     tree = {"tracking": {"uri": f"http://a:{ENCODED}@h", "password": "x", "token_count": 3}, "seq": ["s"]}
-    assert r.redact_tree(tree) == {"tracking": {"uri": "http://***@h", "password": "***", "token_count": 3},
-                                   "seq": ["s"]}
+    assert r.redact_tree(tree) == {
+        "tracking": {"uri": "http://***@h", "password": "***", "token_count": 3},
+        "seq": ["s"],
+    }
 
 
 def test_credentials_move_from_the_uri_to_mlflows_variables(monkeypatch):
@@ -83,8 +89,13 @@ def test_make_clean_runs_asks_before_deleting(tmp_path):
     (tmp_path / "mlflow.db").write_text("")
 
     def clean(answer: str):
-        return subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path), "clean-runs"],
-                              input=answer + "\n", capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            ["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path), "clean-runs"],
+            input=answer + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     refused = clean("yes")
     assert refused.returncode != 0 and "nothing deleted" in refused.stdout
@@ -94,8 +105,11 @@ def test_make_clean_runs_asks_before_deleting(tmp_path):
 
 
 def test_installs_are_pinned_and_vulnerable_versions_excluded():
-    pins = dict(line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
     for pkg in ("tensorflow", "keras", "mlflow", "hydra-core", "psutil"):
         assert pkg in pins, pkg
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]

@@ -1,6 +1,7 @@
 """Training at scale: one draw per sequence cluster (data.sampling=cluster), a capped validation set
 (data.val_sample), a cap on the batches of an epoch (trainer.steps_per_epoch), evaluation windows
 kept in memory only when they fit, and the job's load / first-step / memory metrics."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -37,15 +38,18 @@ def test_cluster_sampling_draws_one_chain_of_every_cluster_per_epoch():
     assert steps == 2 and len(batches) == epochs * steps
     big_family = Counter()
     for e in range(epochs):
-        drawn = [k for batch in batches[e * steps:(e + 1) * steps] for k in batch]
+        drawn = [k for batch in batches[e * steps : (e + 1) * steps] for k in batch]
         assert sorted(labels[drawn]) == [0, 1, 2, 3], f"epoch {e}: {drawn}"
         big_family.update(k for k in drawn if labels[k] == 0)
     assert len(big_family) >= 6, f"the 8-member cluster should be sampled across its members: {big_family}"
     again = _drawn(pipeline.train_dataset(records, 16, 2, RelativePosition(), seed=3, epochs=epochs, clusters=labels))
     assert again == batches
-    resumed = _drawn(pipeline.train_dataset(records, 16, 2, RelativePosition(), seed=3, epochs=epochs,
-                                            first_epoch=10, clusters=labels))
-    assert resumed == batches[10 * steps:]
+    resumed = _drawn(
+        pipeline.train_dataset(
+            records, 16, 2, RelativePosition(), seed=3, epochs=epochs, first_epoch=10, clusters=labels
+        )
+    )
+    assert resumed == batches[10 * steps :]
 
 
 def test_bad_cluster_labels_and_step_caps_are_named():
@@ -100,7 +104,7 @@ def test_a_tampered_cluster_cache_entry_is_recomputed(tmp_path):
     ids = ["a", "b", "c"]
     labels = clusters.sequence_clusters(ids, seqs, 0.3, 0.8, tmp_path)
     (entry,) = (tmp_path / f"clusters-v{clusters.CLUSTERS_VERSION}").iterdir()
-    entry.write_text('[0, 1, "__import__(\'os\')"]')
+    entry.write_text("[0, 1, \"__import__('os')\"]")
     assert (clusters.sequence_clusters(ids, seqs, 0.3, 0.8, tmp_path) == labels).all()
 
 
@@ -131,8 +135,17 @@ def test_evaluation_windows_are_the_same_kept_in_memory_or_recomputed():
 
 
 def test_cluster_sampling_through_the_cli_logs_clusters_and_start_up_times(tmp_path):
-    proc = run_cli(["debug=smoke", "data.sampling=cluster", "trainer.steps_per_epoch=2", "data.limit.train=null",
-                    "tracking.experiment=sampling", *store_overrides(tmp_path)], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "debug=smoke",
+            "data.sampling=cluster",
+            "trainer.steps_per_epoch=2",
+            "data.limit.train=null",
+            "tracking.experiment=sampling",
+            *store_overrides(tmp_path),
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("sampling").experiment_id])

@@ -2,6 +2,7 @@
 server with ``http://alice:<percent-encoded password>@host:port``, the jobs authenticate from the
 URI alone (no MLFLOW_TRACKING_* variables), and afterwards no form of the password appears in the
 server's store and artifacts, the Hydra output tree, or the CLI's stdout/stderr."""
+
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,12 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import run_cli
 from tests.mlflow_server import MlflowAuthServer
 
-CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-                   "MLFLOW_TRACKING_URI")
+CREDENTIAL_VARS = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_URI",
+)
 
 
 def secret_forms(server: MlflowAuthServer) -> dict[bytes, str]:
@@ -69,7 +74,7 @@ def _lines_with(blob: bytes, form: bytes, forms: dict[bytes, str], most: int = 6
         if form in line:
             text = scrub(line, forms).decode("utf-8", "replace").encode("unicode_escape").decode()
             at = max(0, text.find("<SECRET>") - 80)
-            text = text[at:at + 200]
+            text = text[at : at + 200]
             if text not in seen:
                 seen.append(text)
     shown = seen[:most] + ([f"... {len(seen) - most} more lines"] if len(seen) > most else [])
@@ -86,8 +91,9 @@ def _sqlite_hits(path: Path, form: bytes) -> list[str]:
                 cols = [row[1] for row in con.execute(f"PRAGMA table_info('{table}')")]
                 for col in cols:
                     keycol = "key" if "key" in cols else "rowid"
-                    rows = con.execute(f'SELECT "{keycol}" FROM "{table}" WHERE '
-                                       f'instr(CAST("{col}" AS BLOB), ?) > 0', (form,)).fetchall()
+                    rows = con.execute(
+                        f'SELECT "{keycol}" FROM "{table}" WHERE instr(CAST("{col}" AS BLOB), ?) > 0', (form,)
+                    ).fetchall()
                     hits += [f"{table}.{col}[{row[0]}]" for row in rows]
         finally:
             con.close()
@@ -96,8 +102,9 @@ def _sqlite_hits(path: Path, form: bytes) -> list[str]:
     return hits
 
 
-def find_leaks(blobs: dict[str, bytes], forms: dict[bytes, str],
-               sqlite_files: dict[str, Path] | None = None) -> list[str]:
+def find_leaks(
+    blobs: dict[str, bytes], forms: dict[bytes, str], sqlite_files: dict[str, Path] | None = None
+) -> list[str]:
     sqlite_files = sqlite_files or {}
     leaks = []
     for where, blob in blobs.items():
@@ -120,9 +127,19 @@ def test_credentials_in_the_tracking_uri_never_leak(mlflow_auth_server, tmp_path
     workdir = tmp_path / "work"
     workdir.mkdir()
     sweep_dir = workdir / "multirun"
-    proc = run_cli(["-m", "seed=0,1", "debug=smoke", f"tracking.uri={server.url_with_userinfo}",
-                    "tracking.artifact_root=null", "tracking.experiment=secrets",
-                    f"hydra.sweep.dir={sweep_dir}"], cwd=workdir, timeout=300)
+    proc = run_cli(
+        [
+            "-m",
+            "seed=0,1",
+            "debug=smoke",
+            f"tracking.uri={server.url_with_userinfo}",
+            "tracking.artifact_root=null",
+            "tracking.experiment=secrets",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=workdir,
+        timeout=300,
+    )
     # Output is shown only scrubbed, so that a failing test never prints the secret (and the
     # return code is compared alone: pytest would print the CompletedProcess with its argv).
     forms = secret_forms(server)
@@ -131,8 +148,14 @@ def test_credentials_in_the_tracking_uri_never_leak(mlflow_auth_server, tmp_path
         return scrub(text.encode(), forms).decode("utf-8", "replace")
 
     returncode = proc.returncode
-    assert returncode == 0, (f"CLI exited {returncode}:\n" + shown(proc.stdout[-3000:]) + "\n"
-                             + shown(proc.stderr[-6000:]) + "\n--- server log ---\n" + shown(server.log_tail()))
+    assert returncode == 0, (
+        f"CLI exited {returncode}:\n"
+        + shown(proc.stdout[-3000:])
+        + "\n"
+        + shown(proc.stderr[-6000:])
+        + "\n--- server log ---\n"
+        + shown(server.log_tail())
+    )
 
     # The runs really reached the authenticated server: 1 sweep parent + 2 FINISHED jobs under it.
     for var, value in server.credentials_env().items():
@@ -153,8 +176,9 @@ def test_credentials_in_the_tracking_uri_never_leak(mlflow_auth_server, tmp_path
         monkeypatch.delenv(var)
 
     # Guard against a vacuous scan: the places searched really hold what the sweep wrote.
-    server_files = files_under(server.root, exclude={p for p in server.root.iterdir()
-                                                     if p.name.startswith(server.auth_db.name)})
+    server_files = files_under(
+        server.root, exclude={p for p in server.root.iterdir() if p.name.startswith(server.auth_db.name)}
+    )
     work_files = files_under(workdir)
     assert server.store_db in server_files
     assert any(p.is_relative_to(server.artifacts) for p in server_files), "no artifacts were stored"
@@ -164,7 +188,10 @@ def test_credentials_in_the_tracking_uri_never_leak(mlflow_auth_server, tmp_path
     blobs = {"CLI stdout": proc.stdout.encode(), "CLI stderr": proc.stderr.encode()}
     blobs |= {f"server: {p.relative_to(server.root)}": p.read_bytes() for p in server_files}
     blobs |= {f"cli workdir: {p.relative_to(workdir)}": p.read_bytes() for p in work_files}
-    sqlite_files = {f"server: {p.relative_to(server.root)}": p for p in server_files
-                    if p.read_bytes()[:16] == b"SQLite format 3\x00"}
+    sqlite_files = {
+        f"server: {p.relative_to(server.root)}": p
+        for p in server_files
+        if p.read_bytes()[:16] == b"SQLite format 3\x00"
+    }
     leaks = find_leaks(blobs, forms, sqlite_files)
     assert not leaks, f"credentials leaked in {len(leaks)} places:\n  " + "\n  ".join(leaks)

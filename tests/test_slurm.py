@@ -1,6 +1,7 @@
 """`hydra/launcher=slurm` for real: sweeps submitted through submitit as Slurm job arrays to a
 single-node Slurm cluster this session starts (munged, MariaDB + slurmdbd, slurmctld, slurmd:
 see tests/slurm_cluster.py), tracked in a SQLite store every job of the node reaches."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -18,10 +19,16 @@ from tests.conftest import ROOT, run_cli, store_overrides
 
 def _slurm_overrides(cluster, base: Path) -> list[str]:
     """The real-cluster preset, shrunk to the 2-CPU node: every resource is an override."""
-    return ["hydra/launcher=slurm", f"hydra.launcher.partition={cluster.partition}",
-            "hydra.launcher.cpus_per_task=1", "hydra.launcher.gpus_per_node=null", "hydra.launcher.mem_gb=2",
-            "hydra.launcher.timeout_min=10", f"hydra.launcher.submitit_folder='{base}/submitit/%j'",
-            f"hydra.sweep.dir={base}/multirun"]
+    return [
+        "hydra/launcher=slurm",
+        f"hydra.launcher.partition={cluster.partition}",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.timeout_min=10",
+        f"hydra.launcher.submitit_folder='{base}/submitit/%j'",
+        f"hydra.sweep.dir={base}/multirun",
+    ]
 
 
 def _job_logs(base: Path, tail: int = 3000) -> str:
@@ -35,8 +42,11 @@ def _job_logs(base: Path, tail: int = 3000) -> str:
 def _runs(uri: str, experiment: str, role: str):
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
-    return [r for r in client.search_runs([exp.experiment_id], max_results=1000)
-            if r.data.tags.get("protstruct.role") == role]
+    return [
+        r
+        for r in client.search_runs([exp.experiment_id], max_results=1000)
+        if r.data.tags.get("protstruct.role") == role
+    ]
 
 
 def _sacct(cluster, job_id: str) -> dict[str, str]:
@@ -48,9 +58,19 @@ def _sacct(cluster, job_id: str) -> dict[str, str]:
 def test_a_sweep_runs_as_a_slurm_job_array(slurm_cluster, tmp_path):
     cluster = slurm_cluster
     started = time.monotonic()
-    proc = run_cli(["-m", "seed=0,1,2,3", "debug=smoke", "tracking.experiment=slurm",
-                    *store_overrides(tmp_path), *_slurm_overrides(cluster, tmp_path)],
-                   cwd=tmp_path, env=cluster.env, timeout=420)
+    proc = run_cli(
+        [
+            "-m",
+            "seed=0,1,2,3",
+            "debug=smoke",
+            "tracking.experiment=slurm",
+            *store_overrides(tmp_path),
+            *_slurm_overrides(cluster, tmp_path),
+        ],
+        cwd=tmp_path,
+        env=cluster.env,
+        timeout=420,
+    )
     output = proc.stdout + proc.stderr
     why = f"{output[-4000:]}\n{_job_logs(tmp_path)}\n{cluster.log_tail(10)}"
     assert proc.returncode == 0, why
@@ -69,8 +89,9 @@ def test_a_sweep_runs_as_a_slurm_job_array(slurm_cluster, tmp_path):
     # one Slurm array: one array job id, task i = job #i, each task its own Slurm job id
     tags = [r.data.tags for r in jobs]
     [array_id] = {t["protstruct.slurm.array_job_id"] for t in tags}
-    assert sorted((t["protstruct.slurm.array_task_id"], t["protstruct.job_num"]) for t in tags) == \
-        [(str(i), str(i)) for i in range(4)]
+    assert sorted((t["protstruct.slurm.array_task_id"], t["protstruct.job_num"]) for t in tags) == [
+        (str(i), str(i)) for i in range(4)
+    ]
     assert len({t["protstruct.slurm.job_id"] for t in tags}) == 4
     assert {t["protstruct.slurm.job_nodelist"] for t in tags} == {cluster.node}
     # and Slurm's own accounting agrees (the last task may still be exiting after writing its result)
@@ -79,18 +100,23 @@ def test_a_sweep_runs_as_a_slurm_job_array(slurm_cluster, tmp_path):
     # measured for the README's cost model (printed, never asserted): Slurm's own queue wait, and
     # the sweep's start to each job's MLflow run (queue + process start-up + TensorFlow import)
     out = cluster.run("sacct", "-n", "-X", "-P", "-o", "Submit,Start", "-j", array_id).stdout
-    waits = [(datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
-             for a, b in (line.split("|") for line in out.splitlines() if line.strip())]
+    waits = [
+        (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+        for a, b in (line.split("|") for line in out.splitlines() if line.strip())
+    ]
     to_run = sorted((r.info.start_time - parent.info.start_time) / 1000 for r in jobs)
-    print(f"[measure] 4-job Slurm sweep {time.monotonic() - started:.0f} s; sacct submit→start "
-          f"{min(waits):.0f}–{max(waits):.0f} s; sweep start → job run {to_run[0]:.1f}–{to_run[-1]:.1f} s")
+    print(
+        f"[measure] 4-job Slurm sweep {time.monotonic() - started:.0f} s; sacct submit→start "
+        f"{min(waits):.0f}–{max(waits):.0f} s; sweep start → job run {to_run[0]:.1f}–{to_run[-1]:.1f} s"
+    )
 
 
 METRIC_OF_A_JOB = (  # a run that logged an epoch, and its Slurm array task (ARRAY_JOB_ID_TASK_ID)
     "select r.run_uuid, a.value || '_' || t.value from metrics m join runs r on m.run_uuid = r.run_uuid "
     "join tags a on a.run_uuid = r.run_uuid and a.key = 'protstruct.slurm.array_job_id' "
     "join tags t on t.run_uuid = r.run_uuid and t.key = 'protstruct.slurm.array_task_id' "
-    "where m.key = 'val/rmse' limit 1")
+    "where m.key = 'val/rmse' limit 1"
+)
 
 
 def _poll(what: str, query, timeout: float, proc: subprocess.Popen | None = None):
@@ -120,27 +146,45 @@ def test_scancel_kills_a_jobs_run_and_the_rerun_resumes_only_that_job(slurm_clus
     code = _code_fingerprint()
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
-    args = ["-m", "seed=0,1", "debug=smoke", "trainer.epochs=30", "trainer.patience=30",
-            "tracking.experiment=slurm_cancel", *store_overrides(tmp_path), *_slurm_overrides(cluster, tmp_path)]
+    args = [
+        "-m",
+        "seed=0,1",
+        "debug=smoke",
+        "trainer.epochs=30",
+        "trainer.patience=30",
+        "tracking.experiment=slurm_cancel",
+        *store_overrides(tmp_path),
+        *_slurm_overrides(cluster, tmp_path),
+    ]
     started = time.monotonic()
     env = {**cluster.env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    sweep = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
+
         def a_job_logged_an_epoch():
             with sqlite3.connect(db) as con:
                 return con.execute(METRIC_OF_A_JOB).fetchone()
+
         run_id, task = _poll("a job's val/rmse", a_job_logged_an_epoch, 240, sweep)
         # the array task, never the bare job id: one task's SLURM_JOB_ID is the array's id, and
         # `scancel ARRAY_ID` cancels every task
         cluster.run("scancel", task)
 
         client = MlflowClient(uri)
-        _poll("KILLED status of the cancelled job's run",
-              lambda: client.get_run(run_id).info.status == "KILLED", 90)
+        _poll("KILLED status of the cancelled job's run", lambda: client.get_run(run_id).info.status == "KILLED", 90)
         cancelled = client.get_run(run_id)
-        assert _poll("sacct's CANCELLED", lambda: "CANCELLED" in
-                     cluster.run("sacct", "-n", "-X", "-P", "-o", "State", "-j", task).stdout, 60)
+        assert _poll(
+            "sacct's CANCELLED",
+            lambda: "CANCELLED" in cluster.run("sacct", "-n", "-X", "-P", "-o", "State", "-j", task).stdout,
+            60,
+        )
         # the other job trains on; the launcher reports the cancelled one and exits
         output, _ = sweep.communicate(timeout=240)
     finally:
@@ -150,8 +194,13 @@ def test_scancel_kills_a_jobs_run_and_the_rerun_resumes_only_that_job(slurm_clus
     why = f"{output[-4000:]}\n{_job_logs(tmp_path)}"
     # submitit learnt from sacct that the task was CANCELLED without a result: the launcher fails
     assert sweep.returncode != 0 and "state: CANCELLED" in output, why
-    others = _poll("the other job's run, ended", lambda: [
-        r for r in _runs(uri, "slurm_cancel", "job") if r.info.run_id != run_id and r.info.status != "RUNNING"], 240)
+    others = _poll(
+        "the other job's run, ended",
+        lambda: [
+            r for r in _runs(uri, "slurm_cancel", "job") if r.info.run_id != run_id and r.info.status != "RUNNING"
+        ],
+        240,
+    )
     [other] = others
     assert other.info.status == "FINISHED", f"{other.data.tags.get('protstruct.error')}\n{why}"
     assert other.data.params["seed"] != cancelled.data.params["seed"]
@@ -167,8 +216,10 @@ def test_scancel_kills_a_jobs_run_and_the_rerun_resumes_only_that_job(slurm_clus
     assert proc.returncode == 0, why
     summary = "sweep summary ({'ok': 1, 'skipped': 1})"
     if summary not in output and _code_fingerprint() != code:  # a checkout being edited, never CI
-        pytest.skip("protstruct's code or configs changed during the test: the job key covers them, so the "
-                    "rerun could not reuse or resume anything")
+        pytest.skip(
+            "protstruct's code or configs changed during the test: the job key covers them, so the "
+            "rerun could not reuse or resume anything"
+        )
     assert summary in output, why
     [second_parent] = [p for p in _runs(uri, "slurm_cancel", "sweep") if p.info.run_id != first_parent.info.run_id]
     assert second_parent.info.status == "FINISHED"
@@ -190,7 +241,8 @@ def test_scancel_kills_a_jobs_run_and_the_rerun_resumes_only_that_job(slurm_clus
 RUN_OF_A_JOB_AT_EPOCH_1 = (  # a run that logged val/rmse of its 2nd epoch, its status and Slurm job id
     "select r.run_uuid, r.status, j.value from metrics m join runs r on m.run_uuid = r.run_uuid "
     "join tags j on j.run_uuid = r.run_uuid and j.key = 'protstruct.slurm.job_id' "
-    "where m.key = 'val/rmse' and m.step >= 1 limit 1")
+    "where m.key = 'val/rmse' and m.step >= 1 limit 1"
+)
 
 
 def _show_job(cluster, job_id: str) -> dict[str, str]:
@@ -203,17 +255,33 @@ def test_scontrol_requeue_resumes_the_job_in_the_same_run(slurm_cluster, tmp_pat
     cluster = slurm_cluster
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
-    args = ["-m", "debug=smoke", "data.limit.train=24", "trainer.epochs=6", "trainer.patience=6",
-            "tracking.experiment=slurm_requeue", *store_overrides(tmp_path), *_slurm_overrides(cluster, tmp_path)]
+    args = [
+        "-m",
+        "debug=smoke",
+        "data.limit.train=24",
+        "trainer.epochs=6",
+        "trainer.patience=6",
+        "tracking.experiment=slurm_requeue",
+        *store_overrides(tmp_path),
+        *_slurm_overrides(cluster, tmp_path),
+    ]
     started = time.monotonic()
     env = {**cluster.env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    sweep = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = []  # the job's states while it is requeued, for the failure message
     try:
+
         def the_job_logged_epoch_1():
             with sqlite3.connect(db) as con:
                 return con.execute(RUN_OF_A_JOB_AT_EPOCH_1).fetchone()
+
         run_id, status, job_id = _poll("the job's val/rmse at step 1", the_job_logged_epoch_1, 150, sweep)
         assert status == "RUNNING", f"the job's run is {status} before the requeue: too late to requeue it"
         # what a preempting scheduler (or an admin) does: SIGTERM to the job, then back to the queue
@@ -230,6 +298,7 @@ def test_scontrol_requeue_resumes_the_job_in_the_same_run(slurm_cluster, tmp_pat
             job = _show_job(cluster, job_id)
             seen.append((job.get("JobState"), job.get("Reason")))
             return job if job.get("JobState") in ("PENDING", "RUNNING", "COMPLETED") else None
+
         job = _poll("the requeued job back in the queue", pending_again, 60)
         held = job.get("StartTime") if job.get("Reason") == "BeginTime" else None
         if held:
@@ -260,7 +329,12 @@ def test_scontrol_requeue_resumes_the_job_in_the_same_run(slurm_cluster, tmp_pat
     assert run.data.tags["protstruct.slurm.restart_count"] == "1"
     assert _show_job(cluster, job_id).get("Restarts") == "1"
     both = ["REQUEUED", "COMPLETED"]  # sacct -D: every run of the job, not only its latest
-    assert _poll("both of the job's records in sacct", lambda: cluster.run(
-        "sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job_id).stdout.split() == both, 60)
-    print(f"[measure] requeue sweep {time.monotonic() - started:.0f} s (requeue → end "
-          f"{time.monotonic() - requeued_at:.0f} s; held until {held}, moved to now); states {sorted(set(seen))}")
+    assert _poll(
+        "both of the job's records in sacct",
+        lambda: cluster.run("sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job_id).stdout.split() == both,
+        60,
+    )
+    print(
+        f"[measure] requeue sweep {time.monotonic() - started:.0f} s (requeue → end "
+        f"{time.monotonic() - requeued_at:.0f} s; held until {held}, moved to now); states {sorted(set(seen))}"
+    )

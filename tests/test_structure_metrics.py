@@ -1,4 +1,5 @@
 """Contact precision, MAE and lDDT on hand-made matrices with known answers."""
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,9 @@ def test_contact_precision_ranks_by_predicted_distance():
     valid = np.ones((n, n), bool)
     # long-range pairs (|i-j| >= 24): (0,24) (0,25) ... ; make (0,24) and (1,25) true contacts
     true[0, 24] = true[1, 25] = 5.0
-    pred[0, 24] = 4.0        # predicted closest: a hit
-    pred[2, 28] = 5.0        # predicted second: a miss
-    pred[1, 25] = 6.0        # third: a hit
+    pred[0, 24] = 4.0  # predicted closest: a hit
+    pred[2, 28] = 5.0  # predicted second: a miss
+    pred[1, 25] = 6.0  # third: a hit
     # L = 30 → top round(30/5) = 6 pairs: 2 hits among them
     assert sm.contact_precision(pred, true, valid, n, 1 / 5) == pytest.approx(2 / 6)
     # top-L takes all 21 long-range pairs (only 21 exist): 2 hits
@@ -61,8 +62,8 @@ def test_lddt_thresholds():
     true = _line(10)  # pairs within 15 Å: separations 1, 2, 3 (3.8, 7.6, 11.4 Å)
     pred = true.copy()
     sep = np.abs(np.subtract.outer(np.arange(10), np.arange(10)))
-    pred[sep == 1] += 0.7   # preserved at 1, 2, 4 Å only → 3/4
-    pred[sep == 2] += 3.0   # preserved at 4 Å only → 1/4
+    pred[sep == 1] += 0.7  # preserved at 1, 2, 4 Å only → 3/4
+    pred[sep == 2] += 3.0  # preserved at 4 Å only → 1/4
     # separation 3 exact → 4/4. Pair counts: 9, 8, 7 (upper triangle)
     expected = (9 * 0.75 + 8 * 0.25 + 7 * 1.0) / 24
     assert sm.lddt(pred, true, np.ones_like(true, bool)) == pytest.approx(expected)

@@ -1,4 +1,5 @@
 """The real CLI: `python run.py -m decoder=transpose,upsample debug=smoke` → MLflow runs."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,18 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 PER_EPOCH = ("train/loss", "val/loss", "val/rmse")
-FINAL = ("test/mse", "test/rmse", "test/mse_original", "model/params", "baseline/test_rmse", "test/lddt",
-         "test/mae_lt15", "test/contact_p_l5", "test/contact_p_l", "baseline/test_lddt")
+FINAL = (
+    "test/mse",
+    "test/rmse",
+    "test/mse_original",
+    "model/params",
+    "baseline/test_rmse",
+    "test/lddt",
+    "test/mae_lt15",
+    "test/contact_p_l5",
+    "test/contact_p_l",
+    "baseline/test_lddt",
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +73,20 @@ def test_children_have_their_artifacts(runs):
     client, _, _, children = runs
     for run in children:
         rid = run.info.run_id
-        listed = {a.path for folder in ("", "config", "hydra", "logs", "plots", "data", "evaluation")
-                  for a in client.list_artifacts(rid, folder or None)}
-        for needed in ("config/resolved.yaml", "hydra/config.yaml", "hydra/overrides.yaml",
-                       "plots/loss_curve.png", "data/data_manifest.json",
-                       "evaluation/test_per_protein.csv", "evaluation/test_predictions.npz"):
+        listed = {
+            a.path
+            for folder in ("", "config", "hydra", "logs", "plots", "data", "evaluation")
+            for a in client.list_artifacts(rid, folder or None)
+        }
+        for needed in (
+            "config/resolved.yaml",
+            "hydra/config.yaml",
+            "hydra/overrides.yaml",
+            "plots/loss_curve.png",
+            "data/data_manifest.json",
+            "evaluation/test_per_protein.csv",
+            "evaluation/test_predictions.npz",
+        ):
             assert needed in listed, (needed, listed)
         assert any(p.startswith("logs/") and p.endswith(".log") for p in listed)
         assert "model" not in listed  # the model is stored once, as an MLflow Model
@@ -131,14 +151,40 @@ def test_predict_writes_matrix_and_heatmap_for_a_structure_and_a_sequence(runs, 
     run_id = children[0].info.run_id
     record = next(r for r in embedded.load()["test"] if 60 <= r.length <= 120)
     pdb = fx.write_pdb(record, tmp_path / "query.pdb", entry="QURY")
-    assert predict(["--run-id", run_id, "--structure", str(pdb), "--tracking-uri", smoke_sweep["uri"],
-                    "--out", str(tmp_path / "out")]) == 0
+    assert (
+        predict(
+            [
+                "--run-id",
+                run_id,
+                "--structure",
+                str(pdb),
+                "--tracking-uri",
+                smoke_sweep["uri"],
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     (npy,) = (tmp_path / "out").glob("*.npy")
     pred = np.load(npy)
     assert pred.shape == (record.length, record.length)
     assert np.isfinite(np.diagonal(pred)).all() and np.isfinite(pred[:16, :16]).all()
     assert npy.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-    assert predict(["--run-id", run_id, "--sequence", "ACDEFGHIKLMNPQRSTVWY" * 2, "--tracking-uri",
-                    smoke_sweep["uri"], "--out", str(tmp_path / "seq")]) == 0
+    assert (
+        predict(
+            [
+                "--run-id",
+                run_id,
+                "--sequence",
+                "ACDEFGHIKLMNPQRSTVWY" * 2,
+                "--tracking-uri",
+                smoke_sweep["uri"],
+                "--out",
+                str(tmp_path / "seq"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "seq" / "sequence.npy").shape == (40, 40)
     assert predict(["--run-id", run_id, "--sequence", "AC1", "--tracking-uri", smoke_sweep["uri"]]) == 2

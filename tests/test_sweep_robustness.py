@@ -1,6 +1,7 @@
 """Sweeps that survive real use — real CLI subprocesses, combined into as few sweeps as honesty
 allows: failures, SIGTERM + resume + dry run, parallel joblib workers, mirrored strategy,
 Optuna search, reproducibility."""
+
 from __future__ import annotations
 
 import itertools
@@ -28,17 +29,25 @@ def _runs(base, experiment):
 
 
 def _cli(base, experiment, *args, env=None):
-    return run_cli([*args, *SMOKE, f"tracking.experiment={experiment}", *store_overrides(base)],
-                   cwd=base, env=env)
+    return run_cli([*args, *SMOKE, f"tracking.experiment={experiment}", *store_overrides(base)], cwd=base, env=env)
 
 
 def test_failing_jobs_are_isolated_and_recorded(tmp_path):
-    proc = _cli(tmp_path, "failures", "-m", "optimizer=sgd", "optimizer.learning_rate=1e-3,1e12",
-                "dropout.rate=0.0,1.5", "trainer.epochs=2", f"hydra.sweep.dir={tmp_path}/sweep")
+    proc = _cli(
+        tmp_path,
+        "failures",
+        "-m",
+        "optimizer=sgd",
+        "optimizer.learning_rate=1e-3,1e12",
+        "dropout.rate=0.0,1.5",
+        "trainer.epochs=2",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, runs = _runs(tmp_path, "failures")
-    by_values = {(float(r.data.params["optimizer.learning_rate"]), float(r.data.params["dropout.rate"])): r
-                 for r in runs}
+    by_values = {
+        (float(r.data.params["optimizer.learning_rate"]), float(r.data.params["dropout.rate"])): r for r in runs
+    }
     assert len(by_values) == 4
     ok = by_values[(1e-3, 0.0)]
     assert ok.info.status == "FINISHED" and math.isfinite(ok.data.metrics["test/rmse"])
@@ -65,7 +74,9 @@ def _wait_for_metric(db, run_name, key, proc, timeout=300):
             with sqlite3.connect(db) as con:
                 row = con.execute(
                     "select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid "
-                    "where r.name = ? and m.key = ?", (run_name, key)).fetchone()
+                    "where r.name = ? and m.key = ?",
+                    (run_name, key),
+                ).fetchone()
             if row and row[0] > 0:
                 return True
         except sqlite3.OperationalError:
@@ -75,11 +86,24 @@ def _wait_for_metric(db, run_name, key, proc, timeout=300):
 
 
 def test_sigterm_kills_the_run_and_rerunning_launches_exactly_the_missing_jobs(tmp_path):
-    args = ["-m", "seed=0,1,2", "trainer.epochs=30", "trainer.patience=30", *SMOKE,
-            "tracking.experiment=resume", *store_overrides(tmp_path)]
+    args = [
+        "-m",
+        "seed=0,1,2",
+        "trainer.epochs=30",
+        "trainer.patience=30",
+        *SMOKE,
+        "tracking.experiment=resume",
+        *store_overrides(tmp_path),
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"hydra.sweep.dir={tmp_path}/s1"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *args, f"hydra.sweep.dir={tmp_path}/s1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert _wait_for_metric(tmp_path / "mlflow.db", "seed=1", "val/rmse", proc), "job seed=1 never logged"
         proc.send_signal(signal.SIGTERM)
@@ -122,8 +146,17 @@ def test_sigterm_kills_the_run_and_rerunning_launches_exactly_the_missing_jobs(t
 
 
 def test_joblib_runs_jobs_in_parallel_without_losing_runs(tmp_path):
-    proc = _cli(tmp_path, "parallel", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                "seed=0,1,2,3", "trainer.epochs=2", "trainer.patience=2", f"hydra.sweep.dir={tmp_path}/sweep")
+    proc = _cli(
+        tmp_path,
+        "parallel",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "seed=0,1,2,3",
+        "trainer.epochs=2",
+        "trainer.patience=2",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "database is locked" not in proc.stdout + proc.stderr
     client, runs = _runs(tmp_path, "parallel")
@@ -138,8 +171,9 @@ def test_joblib_runs_jobs_in_parallel_without_losing_runs(tmp_path):
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    proc = _cli(tmp_path, "mirrored", "trainer.strategy=mirrored", "trainer.cpu_replicas=2",
-                f"hydra.run.dir={tmp_path}/run")
+    proc = _cli(
+        tmp_path, "mirrored", "trainer.strategy=mirrored", "trainer.cpu_replicas=2", f"hydra.run.dir={tmp_path}/run"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, (run,) = _runs(tmp_path, "mirrored")
     assert run.info.status == "FINISHED"
@@ -148,8 +182,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
 
 def test_optuna_search_logs_each_trial_as_a_child_run(tmp_path):
-    proc = _cli(tmp_path, "search", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-                f"hydra.sweep.dir={tmp_path}/sweep")
+    proc = _cli(
+        tmp_path,
+        "search",
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _client, runs = _runs(tmp_path, "search")
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
@@ -157,7 +197,8 @@ def test_optuna_search_logs_each_trial_as_a_child_run(tmp_path):
     assert len(parents) == 1
     for r in runs:
         assert {"optimizer.learning_rate", "dropout.rate", "decoder"} <= {
-            o.split("=")[0] for o in r.data.tags["protstruct.overrides"].split()}
+            o.split("=")[0] for o in r.data.tags["protstruct.overrides"].split()
+        }
     assert (tmp_path / "sweep" / "optimization_results.yaml").is_file()
 
 

@@ -1,6 +1,7 @@
 """The tracking-server mode for real: a throwaway PostgreSQL cluster, `mlflow server
 --serve-artifacts` on loopback, a 2-job smoke sweep logged over HTTP, runs and an artifact read
 back over HTTP. `.ci/run` prepares the unprivileged user PostgreSQL insists on."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,9 @@ def _free_port() -> int:
 
 
 def _as_pg_user(cmd: str):
-    return subprocess.run(["su", PG_USER, "-s", "/bin/sh", "-c", cmd], capture_output=True, text=True,
-                          timeout=120, check=True)
+    return subprocess.run(
+        ["su", PG_USER, "-s", "/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=120, check=True
+    )
 
 
 @pytest.fixture
@@ -64,11 +66,17 @@ def postgres():
     port = _free_port()
     data = root / "data"
     _as_pg_user(f"{_pg_tool('initdb')} -D {data} -A trust -U postgres --no-sync >/dev/null")
-    _as_pg_user(f"{_pg_tool('pg_ctl')} -D {data} -l {root}/pg.log -w "
-                f"-o '-p {port} -k {root} -c listen_addresses=127.0.0.1' start >/dev/null")
+    _as_pg_user(
+        f"{_pg_tool('pg_ctl')} -D {data} -l {root}/pg.log -w "
+        f"-o '-p {port} -k {root} -c listen_addresses=127.0.0.1' start >/dev/null"
+    )
     try:
-        subprocess.run([_pg_tool("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
-                        "create database mlflow"], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [_pg_tool("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", "create database mlflow"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"  # SQLAlchemy 2.1 defaults to psycopg 3
     finally:
         _as_pg_user(f"{_pg_tool('pg_ctl')} -D {data} -m fast -w stop >/dev/null")
@@ -79,12 +87,26 @@ def postgres():
 def mlflow_server(postgres, tmp_path):
     port = _free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", postgres, "--serve-artifacts",
-                             "--artifacts-destination", str(tmp_path / "served-artifacts"),
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=open(tmp_path / "server.log", "w"),  # noqa: SIM115 - the server's own log
-                            stderr=subprocess.STDOUT,
-                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    proc = subprocess.Popen(
+        [
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            postgres,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(tmp_path / "served-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=open(tmp_path / "server.log", "w"),  # noqa: SIM115 - the server's own log
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -104,9 +126,18 @@ def mlflow_server(postgres, tmp_path):
 
 
 def test_sweep_logs_over_http_to_a_postgres_backed_server(mlflow_server, tmp_path):
-    proc = run_cli(["-m", "decoder=transpose,upsample", "debug=smoke", f"tracking.uri={mlflow_server}",
-                    "tracking.artifact_root=null", "tracking.experiment=server",
-                    f"hydra.sweep.dir={tmp_path}/sweep"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "-m",
+            "decoder=transpose,upsample",
+            "debug=smoke",
+            f"tracking.uri={mlflow_server}",
+            "tracking.artifact_root=null",
+            "tracking.experiment=server",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name("server")

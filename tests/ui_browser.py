@@ -7,6 +7,7 @@ and the page's visible text).
 Skip rule: without Chromium or the ``playwright`` package the tests skip, unless
 ``PROTSTRUCT_REQUIRE_BROWSER`` is set (CI), when they fail instead.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -88,6 +89,8 @@ def ui_step(page, tmp_path: Path, what: str, server: mlflow_ui.MlflowUI | None =
         with contextlib.suppress(Exception):
             page.screenshot(path=str(shot))
         log = f"\nmlflow ui log (tail):\n{server.log_tail(1200)}" if server else ""
-        raise AssertionError(f"UI step failed: {what}\n{type(exc).__name__}: {str(exc)[:2000]}\n"
-                             f"URL: {page.url}\nscreenshot: {shot}\nvisible text:\n{ui.visible_text(page)}"
-                             f"{log}") from exc
+        raise AssertionError(
+            f"UI step failed: {what}\n{type(exc).__name__}: {str(exc)[:2000]}\n"
+            f"URL: {page.url}\nscreenshot: {shot}\nvisible text:\n{ui.visible_text(page)}"
+            f"{log}"
+        ) from exc

@@ -5,6 +5,7 @@ files (``--kind`` picks; ``auto`` looks for structure files first). For a Protei
 ``--thinning N`` picks training_<N> and ``--validation-identity B [B ...]`` the validation bins, as
 ``data.thinning`` / ``data.validation_identity`` do for a run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,30 @@ def _entry_and_component_lines(records: list, split_info: dict) -> list[str]:
     top, k = _largest(entries)
     lines = [f"entries: {len(entries)}, the largest {top} with {k} chains ({100 * k / n:.1f} %)"]
     if split_info:  # a homology split made now (structure folders, ProteinNet without its own split)
-        lines.append(f"components: {split_info['components']} (MMseqs2 identity >= {split_info['identity']:g} over "
-                     f">= {split_info['coverage']:g} of both chains, plus same-entry edges), the largest with "
-                     f"{split_info['largest_component']} chains ({100 * split_info['largest_component_share']:.1f} %,"
-                     f" e.g. {split_info['largest_component_member']})")
+        lines.append(
+            f"components: {split_info['components']} (MMseqs2 identity >= {split_info['identity']:g} over "
+            f">= {split_info['coverage']:g} of both chains, plus same-entry edges), the largest with "
+            f"{split_info['largest_component']} chains ({100 * split_info['largest_component_share']:.1f} %,"
+            f" e.g. {split_info['largest_component_member']})"
+        )
     elif all("cluster" in r.meta for r in records):  # a fixed split by component (the embedded set)
         top, k = _largest(Counter(r.meta["cluster"] for r in records))
-        lines.append(f"components: {len({r.meta['cluster'] for r in records})}, the largest with {k} chains "
-                     f"({100 * k / n:.1f} %, e.g. {top})")
+        lines.append(
+            f"components: {len({r.meta['cluster'] for r in records})}, the largest with {k} chains "
+            f"({100 * k / n:.1f} %, e.g. {top})"
+        )
     return lines
 
 
-def summarize(source: str, kind: str = "auto", min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
-              cache_dir: str | None = None, thinning: int | None = None, validation_identity=None) -> str:
+def summarize(
+    source: str,
+    kind: str = "auto",
+    min_length: int = MIN_LENGTH,
+    max_length: int | None = MAX_LENGTH,
+    cache_dir: str | None = None,
+    thinning: int | None = None,
+    validation_identity=None,
+) -> str:
     from protstruct.data import sources
     from protstruct.data.folder import VALIDATION_IDENTITY
 
@@ -68,17 +80,26 @@ def summarize(source: str, kind: str = "auto", min_length: int = MIN_LENGTH, max
             raise FileNotFoundError(f"{source}: no such file or folder")
         kind = _kind(path, kind)
         if kind == "proteinnet":
-            splits = sources.proteinnet_source(str(path.resolve()), min_length, max_length, cache_dir,
-                                               thinning=thinning, validation_identity=validation_identity)
+            splits = sources.proteinnet_source(
+                str(path.resolve()),
+                min_length,
+                max_length,
+                cache_dir,
+                thinning=thinning,
+                validation_identity=validation_identity,
+            )
         elif thinning is not None or validation_identity is not None:
             raise ValueError("--thinning / --validation-identity apply to ProteinNet folders only")
         else:
             splits = sources.structures_source(str(path.resolve()), min_length, max_length, cache_dir)
     records = [r for _, recs in splits.items() for r in recs]
     lengths = np.array([r.length for r in records])
-    lines = [f"source: {splits.name}", f"fingerprint: {splits.fingerprint()}",
-             f"chains kept: {len(records)} (" + ", ".join(f"{s} {len(r)}" for s, r in splits.items()) + ")",
-             f"skipped: {len(splits.skips)}"]
+    lines = [
+        f"source: {splits.name}",
+        f"fingerprint: {splits.fingerprint()}",
+        f"chains kept: {len(records)} (" + ", ".join(f"{s} {len(r)}" for s, r in splits.items()) + ")",
+        f"skipped: {len(splits.skips)}",
+    ]
     lines += [f"  {reason}: {n}" for reason, n in splits.skip_counts().items()]
     lines += _entry_and_component_lines(records, splits.split_info)
     bins = Counter(r.meta[VALIDATION_IDENTITY] for r in splits.val if VALIDATION_IDENTITY in r.meta)
@@ -91,14 +112,17 @@ def summarize(source: str, kind: str = "auto", min_length: int = MIN_LENGTH, max
     for lo, hi, n in zip(edges[:-1], edges[1:], counts):
         label = f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}"
         lines.append(f"  {label:>9}: {n:4d} {'#' * int(np.ceil(40 * n / max(1, counts.max())))}")
-    lines.append(f"observed residues per chain: median {int(np.median([r.n_observed for r in records]))}, "
-                 f"min {min(r.n_observed for r in records)}, max {max(r.n_observed for r in records)}")
+    lines.append(
+        f"observed residues per chain: median {int(np.median([r.n_observed for r in records]))}, "
+        f"min {min(r.n_observed for r in records)}, max {max(r.n_observed for r in records)}"
+    )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m protstruct.data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m protstruct.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("summarize", help="chains kept, skipped (with reasons), length histogram")
     p.add_argument("source", help="'embedded', a ProteinNet file/folder, or a PDB/mmCIF folder")
@@ -106,14 +130,35 @@ def main(argv=None) -> int:
     p.add_argument("--min-length", type=int, default=40)
     p.add_argument("--max-length", type=int, default=1000)
     p.add_argument("--cache-dir", default=None)
-    p.add_argument("--thinning", type=int, choices=THINNINGS, default=None,
-                   help="ProteinNet casp folder: read training_<N> (needed when it holds several)")
-    p.add_argument("--validation-identity", type=int, nargs="+", choices=VALIDATION_BINS, default=None,
-                   metavar="BIN", help=f"keep only these bins of ProteinNet's validation set {VALIDATION_BINS}")
+    p.add_argument(
+        "--thinning",
+        type=int,
+        choices=THINNINGS,
+        default=None,
+        help="ProteinNet casp folder: read training_<N> (needed when it holds several)",
+    )
+    p.add_argument(
+        "--validation-identity",
+        type=int,
+        nargs="+",
+        choices=VALIDATION_BINS,
+        default=None,
+        metavar="BIN",
+        help=f"keep only these bins of ProteinNet's validation set {VALIDATION_BINS}",
+    )
     args = parser.parse_args(argv)
     try:
-        print(summarize(args.source, args.kind, args.min_length, args.max_length, args.cache_dir,
-                        args.thinning, args.validation_identity))
+        print(
+            summarize(
+                args.source,
+                args.kind,
+                args.min_length,
+                args.max_length,
+                args.cache_dir,
+                args.thinning,
+                args.validation_identity,
+            )
+        )
     except (FileNotFoundError, ValueError) as exc:
         print(f"protstruct.data: {exc}", file=sys.stderr)
         return 2

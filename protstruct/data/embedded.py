@@ -1,4 +1,5 @@
 """The embedded real protein set that ships inside the package (the default data source)."""
+
 from __future__ import annotations
 
 import gzip

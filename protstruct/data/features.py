@@ -5,6 +5,7 @@ its number of ``channels``, and maps a window dict — ``inside`` (bool, residue
 ``aatype`` (int, -1 in padding), ``pssm`` (float, L×20), each with any leading batch dimensions —
 to an ``(…, L, L, channels)`` tensor.
 """
+
 from __future__ import annotations
 
 import math
@@ -125,18 +126,20 @@ def _build(spec, key: str, where: str, depth: int):
     target = spec.get("_target_")
     cls = FEATURE_CLASSES.get(target) if isinstance(target, str) else None
     if cls is None:
-        raise ValueError(f"{where}: {key}._target_ {target!r} is not one of protstruct's feature "
-                         f"classes ({', '.join(FEATURE_CLASSES)})")
+        raise ValueError(
+            f"{where}: {key}._target_ {target!r} is not one of protstruct's feature "
+            f"classes ({', '.join(FEATURE_CLASSES)})"
+        )
     allowed = _PARAMS[cls]
     unknown = sorted(str(k) for k in spec if k != "_target_" and k not in allowed)
     if unknown:
-        raise ValueError(f"{where}: {key}: unknown parameter(s) {unknown} for {target} "
-                         f"(expected {sorted(allowed) or 'none'})")
+        raise ValueError(
+            f"{where}: {key}: unknown parameter(s) {unknown} for {target} (expected {sorted(allowed) or 'none'})"
+        )
     missing = [name for name in _REQUIRED.get(cls, ()) if name not in spec]
     if missing:
         raise ValueError(f"{where}: {key}: {target} needs {missing}")
-    kwargs = {name: check(spec[name], f"{key}.{name}", where, depth) for name, check in allowed.items()
-              if name in spec}
+    kwargs = {name: check(spec[name], f"{key}.{name}", where, depth) for name, check in allowed.items() if name in spec}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

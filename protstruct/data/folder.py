@@ -6,6 +6,7 @@ large folder parses that file, and a changed file is parsed again. A ProteinNet 
 test sets, never re-split; anything else is split by identity cluster (the assignment cached by the
 ids and sequences it was computed from).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,11 @@ def list_files(path: Path, kind: str) -> list[Path]:
     if kind == "structures":
         files = [p for p in files if is_structure_file(p)]
     if not files:
-        expected = "PDB/mmCIF files (.pdb, .ent, .cif, .mmcif, optionally .gz)" if kind == "structures" \
+        expected = (
+            "PDB/mmCIF files (.pdb, .ent, .cif, .mmcif, optionally .gz)"
+            if kind == "structures"
             else "ProteinNet text or TFRecord files"
+        )
         raise FileNotFoundError(f"data.path: {shown(path)} holds no files; expected {expected}")
     return files
 
@@ -74,8 +78,10 @@ def _choice(value, allowed: tuple, key: str, many: bool = False):
     except (TypeError, ValueError):
         values = [None]
     if not values or any(v not in allowed for v in values):
-        raise ValueError(f"{key}: expected {'one or more of' if many else 'one of'} "
-                         f"{', '.join(map(str, allowed))} or null, got {value!r}")
+        raise ValueError(
+            f"{key}: expected {'one or more of' if many else 'one of'} "
+            f"{', '.join(map(str, allowed))} or null, got {value!r}"
+        )
     return frozenset(values) if many else values[0]
 
 
@@ -86,12 +92,15 @@ def _files(path: Path, kind: str, thinning: int | None) -> tuple[list[tuple[Path
         if layout is not None:
             missing = {"train", "val", "test"} - {s for _, s in layout}
             if missing:
-                log.warning("data: %s has no ProteinNet %s set: that split stays empty",
-                            shown(path), "/".join(sorted(missing)))
+                log.warning(
+                    "data: %s has no ProteinNet %s set: that split stays empty", shown(path), "/".join(sorted(missing))
+                )
             return list(layout), True  # as list[tuple[Path, str | None]], the type of other folders' files
     if thinning is not None:
-        raise ValueError(f"data.thinning={thinning}: {shown(path)} is not a ProteinNet casp folder "
-                         f"(no training_<N> file or training/<N>/ folder)")
+        raise ValueError(
+            f"data.thinning={thinning}: {shown(path)} is not a ProteinNet casp folder "
+            f"(no training_<N> file or training/<N>/ folder)"
+        )
     files = list_files(path, kind)
     return [(f, _split_of_file(f) if kind == "proteinnet" else None) for f in files], False
 
@@ -116,9 +125,14 @@ def _homology_splits(kept: list, cache_root: Path, identity: float, coverage: fl
             return splits, dict(cached["info"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    splits, info = homology.homology_split([r.id for r in kept], [r.sequence for r in kept],
-                                           [_entry(r.id) for r in kept], identity=identity, coverage=coverage,
-                                           tmp_dir=cache_root)
+    splits, info = homology.homology_split(
+        [r.id for r in kept],
+        [r.sequence for r in kept],
+        [_entry(r.id) for r in kept],
+        identity=identity,
+        coverage=coverage,
+        tmp_dir=cache_root,
+    )
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(entry, lambda fh: fh.write(json.dumps({"splits": splits, "info": info}).encode()))
@@ -136,22 +150,39 @@ def _validation_bins(kept: list, splits: list, bins, path: Path, own: bool):
     if bins is None:
         return kept, splits
     if not own:
-        raise ValueError(f"data.validation_identity: {shown(path)} has no ProteinNet validation set to "
-                         f"choose bins from (a casp folder with a validation file)")
+        raise ValueError(
+            f"data.validation_identity: {shown(path)} has no ProteinNet validation set to "
+            f"choose bins from (a casp folder with a validation file)"
+        )
     found = Counter(r.meta.get(VALIDATION_IDENTITY) for r, s in zip(kept, splits) if s == "val")
     keep = [s != "val" or r.meta.get(VALIDATION_IDENTITY) in bins for r, s in zip(kept, splits)]
     if not any(k and s == "val" for k, s in zip(keep, splits)):
-        raise ValueError(f"data.validation_identity={sorted(bins)}: no validation record in those bins; "
-                         f"records per bin: {dict(sorted(found.items(), key=str))}")
-    log.info("data: validation identity bins %s: %d of %d validation records kept",
-             sorted(bins), sum(k and s == "val" for k, s in zip(keep, splits)), sum(found.values()))
+        raise ValueError(
+            f"data.validation_identity={sorted(bins)}: no validation record in those bins; "
+            f"records per bin: {dict(sorted(found.items(), key=str))}"
+        )
+    log.info(
+        "data: validation identity bins %s: %d of %d validation records kept",
+        sorted(bins),
+        sum(k and s == "val" for k, s in zip(keep, splits)),
+        sum(found.values()),
+    )
     return [r for r, k in zip(kept, keep) if k], [s for s, k in zip(splits, keep) if k]
 
 
-def load(path: str | Path, kind: str, min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
-         cache_dir: str | Path | None = None, thinning: int | None = None, validation_identity=None,
-         split_identity: float = homology.DEFAULT_IDENTITY, split_coverage: float = homology.DEFAULT_COVERAGE,
-         split_info: dict | None = None, cache_stats: Counter | None = None):
+def load(
+    path: str | Path,
+    kind: str,
+    min_length: int = MIN_LENGTH,
+    max_length: int | None = MAX_LENGTH,
+    cache_dir: str | Path | None = None,
+    thinning: int | None = None,
+    validation_identity=None,
+    split_identity: float = homology.DEFAULT_IDENTITY,
+    split_coverage: float = homology.DEFAULT_COVERAGE,
+    split_info: dict | None = None,
+    cache_stats: Counter | None = None,
+):
     """→ (records, skips, split per record). ``kind`` is 'proteinnet' or 'structures'. Without
     ProteinNet's own split, chains are split by homology at ``split_identity`` / ``split_coverage``;
     ``split_info``, if given, receives what the split measured (components, largest, edges, …) and
@@ -172,8 +203,10 @@ def load(path: str | Path, kind: str, min_length: int = MIN_LENGTH, max_length: 
     kept, splits = _unique_within_length(records, file_splits, max_length, skips)
     if not kept:
         reasons = Counter(s.reason for s in skips)
-        raise ValueError(f"data.path: {shown(path)}: no usable protein chain in {len(files)} file(s); "
-                         f"skipped {dict(reasons)} (expected protein chains with >= {min_length} residues)")
+        raise ValueError(
+            f"data.path: {shown(path)}: no usable protein chain in {len(files)} file(s); "
+            f"skipped {dict(reasons)} (expected protein chains with >= {min_length} residues)"
+        )
     own = casp or set(splits) == {"train", "val", "test"}  # else: not a complete set of split files
     if not own:
         splits = _split_by_homology(kept, splits, path, root, split_identity, split_coverage, split_info)
@@ -211,11 +244,20 @@ def _unique_within_length(records, file_splits, max_length: int | None, skips: l
 
 def _split_by_homology(kept, file_splits, path: Path, root: Path, identity, coverage, split_info) -> list[str]:
     if any(s is not None for s in file_splits):
-        log.warning("data: %s has ProteinNet split file(s) for %s only: splitting all %d chains by "
-                    "homology instead", shown(path), sorted({s for s in file_splits if s}), len(kept))
+        log.warning(
+            "data: %s has ProteinNet split file(s) for %s only: splitting all %d chains by homology instead",
+            shown(path),
+            sorted({s for s in file_splits if s}),
+            len(kept),
+        )
     splits, info = _homology_splits(kept, root, float(identity), float(coverage))
-    log.info("data: homology split of %d chains: %d components, the largest %d (%.1f %%)", len(kept),
-             info["components"], info["largest_component"], 100 * info["largest_component_share"])
+    log.info(
+        "data: homology split of %d chains: %d components, the largest %d (%.1f %%)",
+        len(kept),
+        info["components"],
+        info["largest_component"],
+        100 * info["largest_component_share"],
+    )
     if split_info is not None:
         split_info.update(info)
     return splits

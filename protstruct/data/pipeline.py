@@ -11,6 +11,7 @@ Crops are cut a whole batch at a time: per-residue arrays of all proteins are co
 (``_Packed``) and a batch's windows are one gather, so the input pipeline costs a few large ops per
 step instead of dozens of small ones per protein.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,11 +32,15 @@ class _Packed:
         if "pssm" in needs:
             lacking = [r.id for r in records if r.pssm is None]
             if lacking:
-                raise ValueError(f"features: PSSM pair features need a source with PSSMs (data=proteinnet); "
-                                 f"{len(lacking)} record(s) have none, e.g. {lacking[0]}")
+                raise ValueError(
+                    f"features: PSSM pair features need a source with PSSMs (data=proteinnet); "
+                    f"{len(lacking)} record(s) have none, e.g. {lacking[0]}"
+                )
         mask = np.concatenate([r.mask for r in records])
-        build = {"ca": lambda: _concat([np.where(r.mask[:, None], r.ca, 0) for r in records], np.float32),
-                 "mask": lambda: mask}  # unobserved coordinates zeroed: masked targets are exactly 0, never NaN
+        build = {
+            "ca": lambda: _concat([np.where(r.mask[:, None], r.ca, 0) for r in records], np.float32),
+            "mask": lambda: mask,
+        }  # unobserved coordinates zeroed: masked targets are exactly 0, never NaN
         if "aatype" in needs:
             build["aatype"] = lambda: aatype_codes("".join(r.sequence for r in records))
         if "pssm" in needs:
@@ -66,7 +71,7 @@ def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
     size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     raw = np.empty(size + _ALIGN, np.uint8)
     offset = -raw.ctypes.data % _ALIGN
-    out = raw[offset:offset + size].view(dtype).reshape(shape)
+    out = raw[offset : offset + size].view(dtype).reshape(shape)
     np.concatenate(parts, out=out, casting="same_kind")
     return out
 
@@ -131,8 +136,17 @@ def centred_start(length: int, crop_size: int) -> int:
     return max(length - crop_size, 0) // 2
 
 
-def train_dataset(records, crop_size: int, batch_size: int, features, seed: int, epochs: int = 1,
-                  first_epoch: int = 0, clusters=None, steps: int | None = None) -> tf.data.Dataset:
+def train_dataset(
+    records,
+    crop_size: int,
+    batch_size: int,
+    features,
+    seed: int,
+    epochs: int = 1,
+    first_epoch: int = 0,
+    clusters=None,
+    steps: int | None = None,
+) -> tf.data.Dataset:
     """Epochs ``first_epoch`` … ``epochs - 1`` of random training crops, one after the other. Epoch
     e's draw, shuffle and windows depend only on (seed, e), so a job resumed at epoch e sees exactly
     what it would have seen.
@@ -151,7 +165,8 @@ def train_dataset(records, crop_size: int, batch_size: int, features, seed: int,
         order = tf.random.experimental.stateless_shuffle(chosen, epoch_seed)
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).take(steps)
         return batches.enumerate().map(
-            lambda step, index: (index, tf.random.experimental.stateless_fold_in(epoch_seed, step)))
+            lambda step, index: (index, tf.random.experimental.stateless_fold_in(epoch_seed, step))
+        )
 
     data = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
 
@@ -170,8 +185,10 @@ class _ClusterDraw:
     def __init__(self, clusters, count: int):
         labels = np.asarray(clusters)
         if labels.shape != (count,) or labels.dtype.kind not in "iu":
-            raise ValueError(f"clusters: expected one integer label per training record ({count}), "
-                             f"got shape {labels.shape} and dtype {labels.dtype}")
+            raise ValueError(
+                f"clusters: expected one integer label per training record ({count}), "
+                f"got shape {labels.shape} and dtype {labels.dtype}"
+            )
         by_cluster = np.argsort(labels, kind="stable")
         _, starts, sizes = np.unique(labels[by_cluster], return_index=True, return_counts=True)
         self.members = tf.constant(by_cluster.astype(np.int32))
@@ -203,8 +220,9 @@ def epoch_steps(n_records: int, batch_size: int, clusters=None, cap: int | None 
 EVAL_CACHE_BYTES = 512 * 2**20  # evaluation windows are kept in memory up to this size
 
 
-def eval_dataset(records, crop_size: int, batch_size: int, features,
-                 cache_bytes: int = EVAL_CACHE_BYTES) -> tf.data.Dataset:
+def eval_dataset(
+    records, crop_size: int, batch_size: int, features, cache_bytes: int = EVAL_CACHE_BYTES
+) -> tf.data.Dataset:
     """The centred windows of ``records``, in order. They are computed once and kept in memory when
     they fit in ``cache_bytes`` (features + target, float32), else recomputed on every pass: 1,000
     chains at crop 256 with PSSM features would hold 22 GB."""
@@ -228,8 +246,8 @@ def eval_targets(records, crop_size: int) -> tuple[np.ndarray, np.ndarray]:
     for i, r in enumerate(records):
         s = centred_start(r.length, crop_size)
         n = min(crop_size, r.length - s)
-        dist[i, :n, :n] = r.distance_matrix()[s:s + n, s:s + n]
-        pair[i, :n, :n] = r.pair_mask()[s:s + n, s:s + n]
+        dist[i, :n, :n] = r.distance_matrix()[s : s + n, s : s + n]
+        pair[i, :n, :n] = r.pair_mask()[s : s + n, s : s + n]
     return dist, pair
 
 

@@ -11,6 +11,7 @@ arrays, not the file. Only the C-alpha atoms are kept; a bad record is skipped w
 The casp folders of the release (``training_30 … training_100``, ``validation``, ``testing``, or
 the TFRecord shards ``training/<N>/*``, ``validation/*``, ``testing/*``) are read by :func:`casp_layout`.
 """
+
 from __future__ import annotations
 
 import io
@@ -74,6 +75,7 @@ def _record(rid: str, seq: str, pssm, tertiary, mask: np.ndarray, source: str, m
 
 # ---- text ------------------------------------------------------------------------------------
 
+
 def _floats(blob: bytes) -> np.ndarray:
     """Whitespace-separated numbers → float64 (pandas' C parser; NaN/inf kept); ValueError if not numbers."""
     blob = blob.translate(_WHITESPACE)
@@ -98,8 +100,9 @@ def _matrix(sections: dict, key: str, parsed) -> np.ndarray | None:
         try:
             rows = [_floats(line) for line in lines]
         except ValueError as exc:
-            raise _Bad("bad_pssm" if key == "EVOLUTIONARY" else "bad_coordinates",
-                       f"[{key}]: not a number: {str(exc)[:120]}") from None
+            raise _Bad(
+                "bad_pssm" if key == "EVOLUTIONARY" else "bad_coordinates", f"[{key}]: not a number: {str(exc)[:120]}"
+            ) from None
         counts, values = [len(r) for r in rows], np.concatenate(rows)
     if len(set(counts)) > 1:
         raise _Bad("wrong_row_count", f"[{key}]: rows of different lengths")
@@ -141,9 +144,9 @@ def _parse_batch(pending: list[dict], name: str, min_length: int):
     for s in pending:
         parsed = {}
         for key in _NUMERIC:
-            c = counts[li: li + len(s.get(key, ()))]
+            c = counts[li : li + len(s.get(key, ()))]
             li += len(c)
-            parsed[key] = None if values is None else (values[pos: pos + sum(c)], c)
+            parsed[key] = None if values is None else (values[pos : pos + sum(c)], c)
             pos += sum(c)
         yield _text_record(s, parsed, name, min_length)
 
@@ -178,8 +181,15 @@ def iter_text(path: Path, min_length: int = MIN_LENGTH):
     last = list(_parse_batch(pending, name, min_length))
     if cut and last and last[-1][1] is not None:
         skip = last[-1][1]
-        last[-1] = (None, Skip(skip.where, "truncated_text", f"{name}: the last record does not end with a "
-                               f"blank line (file cut short?): {skip.reason} {skip.detail}".strip()))
+        last[-1] = (
+            None,
+            Skip(
+                skip.where,
+                "truncated_text",
+                f"{name}: the last record does not end with a "
+                f"blank line (file cut short?): {skip.reason} {skip.detail}".strip(),
+            ),
+        )
     yield from last
 
 
@@ -225,8 +235,9 @@ def _tfrecord_example(raw: bytes, name: str, index: int, min_length: int):
             raise _Bad("wrong_dtype", f"{where}: context 'id' holds {kind}, expected bytes_list")
         ids = ctx["id"].bytes_list.value if "id" in ctx else []
         rid = ids[0].decode("utf-8", "replace") if ids else where
-        missing = (["id"] if not ids else []) + [f for f in ("primary", "tertiary", "mask")
-                                                 if f not in example.feature_lists.feature_list]
+        missing = (["id"] if not ids else []) + [
+            f for f in ("primary", "tertiary", "mask") if f not in example.feature_lists.feature_list
+        ]
         if missing:
             return None, Skip(rid, "missing_field", f"{where}: no {', '.join(missing)}")
         primary = [v[0] if len(v) else -1 for v in _steps(example, "primary")]
@@ -257,11 +268,13 @@ def read_tfrecord(path: Path, min_length: int = MIN_LENGTH):
             index += 1
     except tf.errors.DataLossError:
         if index == 0:
-            skips.append(Skip(shown(path), "not_proteinnet",
-                              "neither ProteinNet text (starting with [ID]) nor a TFRecord file"))
+            skips.append(
+                Skip(shown(path), "not_proteinnet", "neither ProteinNet text (starting with [ID]) nor a TFRecord file")
+            )
         else:
-            skips.append(Skip(f"{name}#{index}", "truncated_tfrecord",
-                              f"corrupted or truncated after {index} record(s)"))
+            skips.append(
+                Skip(f"{name}#{index}", "truncated_tfrecord", f"corrupted or truncated after {index} record(s)")
+            )
     except tf.errors.OpError as exc:
         raise OSError(f"reading {shown(path)}: {exc.message[:200]}") from None
     if index == 0 and not skips:

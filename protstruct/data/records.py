@@ -1,4 +1,5 @@
 """The one currency between data sources and the rest of protstruct."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -3,6 +3,7 @@
 A source is built from the ``data=`` config group via ``_target_``; the rest of protstruct only
 ever sees :class:`Splits`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,9 +36,11 @@ class Splits:
         empty = [s for s, recs in self.items() if not recs]
         if empty:
             total = sum(len(r) for _, r in self.items())
-            raise ValueError(f"data: {self.name}: split(s) {empty} are empty ({total} usable chains, "
-                             f"{len(self.skips)} skipped: {self.skip_counts()}); add more proteins "
-                             f"or raise data.limit")
+            raise ValueError(
+                f"data: {self.name}: split(s) {empty} are empty ({total} usable chains, "
+                f"{len(self.skips)} skipped: {self.skip_counts()}); add more proteins "
+                f"or raise data.limit"
+            )
         return self
 
     def skip_counts(self) -> dict[str, int]:
@@ -67,8 +70,11 @@ class Splits:
 
     def profile(self, split: str) -> dict:
         records = dict(self.items())[split]
-        return {"chains": len(records), "residues": int(sum(r.length for r in records)),
-                "observed_residues": int(sum(r.n_observed for r in records))}
+        return {
+            "chains": len(records),
+            "residues": int(sum(r.length for r in records)),
+            "observed_residues": int(sum(r.n_observed for r in records)),
+        }
 
     def manifest(self) -> dict:
         return {
@@ -117,40 +123,73 @@ def _from_folder(kind: str, path, min_length, max_length, cache_dir, limit, val_
     if not path:
         raise ValueError(f"data.path: data={kind} needs a file or folder (data.path=...)")
     split_info: dict = {}
-    records, skips, splits = folder.load(path, kind, int(min_length),
-                                         None if max_length is None else int(max_length), cache_dir,
-                                         split_info=split_info, **layout)
+    records, skips, splits = folder.load(
+        path,
+        kind,
+        int(min_length),
+        None if max_length is None else int(max_length),
+        cache_dir,
+        split_info=split_info,
+        **layout,
+    )
     limit = dict(limit or {})
     by_split = {s: [r for r, sp in zip(records, splits) if sp == s] for s in embedded.SPLITS}
     if val_sample is not None and len(by_split["val"]) > int(val_sample):
-        log.info("data: validating on %d of %d validation chains (data.val_sample)", int(val_sample),
-                 len(by_split["val"]))
+        log.info(
+            "data: validating on %d of %d validation chains (data.val_sample)", int(val_sample), len(by_split["val"])
+        )
         by_split["val"] = spread_sample(by_split["val"], int(val_sample))
     resolved = Path(path).expanduser().resolve()
     train, val, test = (_limit(by_split[s], limit.get(s)) for s in embedded.SPLITS)
-    return Splits(train, val, test, name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved),
-                  split_info=split_info)
+    return Splits(
+        train, val, test, name=f"{kind}:{shown(resolved.name)}", skips=skips, uri=shown(resolved), split_info=split_info
+    )
 
 
-def proteinnet_source(path: str | None = None, min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
-                      cache_dir: str | None = None, limit: dict | None = None, thinning: int | None = None,
-                      validation_identity=None, split: dict | None = None, val_sample: int | None = None) -> Splits:
+def proteinnet_source(
+    path: str | None = None,
+    min_length: int = MIN_LENGTH,
+    max_length: int | None = MAX_LENGTH,
+    cache_dir: str | None = None,
+    limit: dict | None = None,
+    thinning: int | None = None,
+    validation_identity=None,
+    split: dict | None = None,
+    val_sample: int | None = None,
+) -> Splits:
     """ProteinNet text or TFRecord file(s). A casp folder (``training_<N>``/``validation``/``testing``
     or ``training/<N>/``, ``validation/``, ``testing/`` shards) keeps ProteinNet's own split, with
     ``thinning`` choosing the training set and ``validation_identity`` (one bin or a list) the
     validation bins; files named training*/validation*/testing* keep theirs; anything else is split
     by homology (``split``: identity, coverage). ``val_sample`` caps the validation set (evenly spread)."""
-    return _from_folder("proteinnet", path, min_length, max_length, cache_dir, limit, val_sample,
-                        thinning=thinning, validation_identity=validation_identity, **_split_settings(split))
+    return _from_folder(
+        "proteinnet",
+        path,
+        min_length,
+        max_length,
+        cache_dir,
+        limit,
+        val_sample,
+        thinning=thinning,
+        validation_identity=validation_identity,
+        **_split_settings(split),
+    )
 
 
-def structures_source(path: str | None = None, min_length: int = MIN_LENGTH, max_length: int | None = MAX_LENGTH,
-                      cache_dir: str | None = None, limit: dict | None = None, split: dict | None = None,
-                      val_sample: int | None = None) -> Splits:
+def structures_source(
+    path: str | None = None,
+    min_length: int = MIN_LENGTH,
+    max_length: int | None = MAX_LENGTH,
+    cache_dir: str | None = None,
+    limit: dict | None = None,
+    split: dict | None = None,
+    val_sample: int | None = None,
+) -> Splits:
     """A folder (searched recursively) of PDB/mmCIF files, split by homology (``split``: identity,
     coverage) with the chains of one entry kept together; ``val_sample`` caps the validation set."""
-    return _from_folder("structures", path, min_length, max_length, cache_dir, limit, val_sample,
-                        **_split_settings(split))
+    return _from_folder(
+        "structures", path, min_length, max_length, cache_dir, limit, val_sample, **_split_settings(split)
+    )
 
 
 def _split_settings(split: dict | None) -> dict:

@@ -6,6 +6,7 @@ their parent amino acid when gemmi knows it, otherwise kept as a masked ``X``; r
 are missing (SEQRES/entity positions without coordinates, author-numbering jumps) become masked
 positions, never closed up.
 """
+
 from __future__ import annotations
 
 import gzip

@@ -10,6 +10,7 @@ and C atoms beside each C-alpha, terminal and internal gaps in the mask, and a 2
 on the residue plus an information row, written at full float precision like the release (~400
 bytes per residue). Records are generated and written one at a time: 10⁵ records need no memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,30 @@ from typing import Any, TextIO
 import numpy as np
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
-BACKGROUND = np.array([8.25, 1.37, 5.45, 6.75, 3.86, 7.07, 2.27, 5.96, 5.84, 9.66,
-                       2.42, 4.06, 4.70, 3.93, 5.53, 6.56, 5.34, 6.87, 1.08, 2.92])
+BACKGROUND = np.array(
+    [
+        8.25,
+        1.37,
+        5.45,
+        6.75,
+        3.86,
+        7.07,
+        2.27,
+        5.96,
+        5.84,
+        9.66,
+        2.42,
+        4.06,
+        4.70,
+        3.93,
+        5.53,
+        6.56,
+        5.34,
+        6.87,
+        1.08,
+        2.92,
+    ]
+)
 BACKGROUND /= BACKGROUND.sum()
 FRACTION = {30: 0.40, 50: 0.47, 70: 0.50, 90: 0.53, 95: 0.54, 100: 1.0}  # of training_100, roughly CASP12
 BINS = (10, 20, 30, 40, 50, 70, 90)
@@ -52,8 +75,13 @@ def _trace(rng: np.random.Generator, n: int) -> np.ndarray:
         mx, my, mz = ny * bc[2] - nz * bc[1], nz * bc[0] - nx * bc[2], nx * bc[1] - ny * bc[0]
         t, p = angles[k], torsions[k]
         d = (-3.8 * math.cos(t), 3.8 * math.sin(t) * math.cos(p), 3.8 * math.sin(t) * math.sin(p))
-        pts.append((cx + d[0] * bc[0] + d[1] * mx + d[2] * nx, cy + d[0] * bc[1] + d[1] * my + d[2] * ny,
-                    cz + d[0] * bc[2] + d[1] * mz + d[2] * nz))
+        pts.append(
+            (
+                cx + d[0] * bc[0] + d[1] * mx + d[2] * nx,
+                cy + d[0] * bc[1] + d[1] * my + d[2] * ny,
+                cz + d[0] * bc[2] + d[1] * mz + d[2] * nz,
+            )
+        )
     ca = np.array(pts[:n])
     return ca - ca.mean(0)
 
@@ -70,10 +98,10 @@ def record(rng: np.random.Generator, rid: str):
     ca = _trace(rng, n)
     mask = np.ones(n, bool)
     mask[: int(rng.integers(0, 8))] = False
-    mask[n - int(rng.integers(0, 8)):] = False
+    mask[n - int(rng.integers(0, 8)) :] = False
     if rng.random() < 0.3:
         start = int(rng.integers(10, n - 10))
-        mask[start: start + int(rng.integers(1, 6))] = False
+        mask[start : start + int(rng.integers(1, 6))] = False
     atoms = np.repeat(ca, 3, axis=0) + np.tile([[-1.2, 0.6, 0.3], [0, 0, 0], [1.1, -0.5, 0.4]], (n, 1))
     atoms[np.repeat(~mask, 3)] = 0.0
     return rid, "".join(AA[a] for a in aa), np.vstack([profile.T, info]), atoms.T * 100.0, mask
@@ -100,10 +128,12 @@ def sequence_example(rec) -> bytes:
     def floats(v: list[float]):
         return tf.train.Feature(float_list=tf.train.FloatList(value=v))
 
-    lists = {"primary": [tf.train.Feature(int64_list=tf.train.Int64List(value=[AA.index(a)])) for a in seq],
-             "evolutionary": [floats(row) for row in evo[:20].T.tolist()],
-             "tertiary": [floats(row) for row in tertiary.T.tolist()],
-             "mask": [floats([float(m)]) for m in mask]}
+    lists = {
+        "primary": [tf.train.Feature(int64_list=tf.train.Int64List(value=[AA.index(a)])) for a in seq],
+        "evolutionary": [floats(row) for row in evo[:20].T.tolist()],
+        "tertiary": [floats(row) for row in tertiary.T.tolist()],
+        "mask": [floats([float(m)]) for m in mask],
+    }
     context = {"id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[rid.encode()]))}
     feature_lists = {k: tf.train.FeatureList(feature=v) for k, v in lists.items()}
     return tf.train.SequenceExample(
@@ -150,11 +180,19 @@ class _Writer:
 
 def _pdb_code(i: int) -> str:
     chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return "".join(chars[(i // 36 ** k) % 36] for k in (3, 2, 1, 0))
+    return "".join(chars[(i // 36**k) % 36] for k in (3, 2, 1, 0))
 
 
-def write(out: Path, records: int, thinnings=(30,), fmt: str = "text", seed: int = 0,
-          validation: int | None = None, testing: int | None = None, shard: int = 1000) -> dict:
+def write(
+    out: Path,
+    records: int,
+    thinnings=(30,),
+    fmt: str = "text",
+    seed: int = 0,
+    validation: int | None = None,
+    testing: int | None = None,
+    shard: int = 1000,
+) -> dict:
     """Write the folder; → {set name: record count}. ``records`` is the size of the largest thinning."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +200,7 @@ def write(out: Path, records: int, thinnings=(30,), fmt: str = "text", seed: int
     top = max(FRACTION[t] for t in thinnings)
     writers = {t: _Writer(out, f"training_{t}", fmt, shard) for t in sorted(thinnings)}
     for i in range(records):
-        rec = record(rng, f"{_pdb_code(36 ** 3 + i)}_1_A")
+        rec = record(rng, f"{_pdb_code(36**3 + i)}_1_A")
         u = 0.0 if i == 0 else rng.random()  # nested thinnings: record i is in thinning t when u < its share
         for t, w in writers.items():
             if u < FRACTION[t] / top:
@@ -170,7 +208,7 @@ def write(out: Path, records: int, thinnings=(30,), fmt: str = "text", seed: int
     sets = {f"training_{t}": w for t, w in writers.items()}
     sets["validation"] = _Writer(out, "validation", fmt, shard)
     for k in range(validation if validation is not None else max(14, records // 20)):
-        sets["validation"].write(record(rng, f"{BINS[k % len(BINS)]}#{_pdb_code(36 ** 4 - 1 - k)}_1_A"))
+        sets["validation"].write(record(rng, f"{BINS[k % len(BINS)]}#{_pdb_code(36**4 - 1 - k)}_1_A"))
     sets["testing"] = _Writer(out, "testing", fmt, shard)
     for k in range(testing if testing is not None else max(10, records // 40)):
         sets["testing"].write(record(rng, f"{'TBM' if k % 2 == 0 else 'FM'}#T{k + 1:04d}"))
@@ -180,8 +218,11 @@ def write(out: Path, records: int, thinnings=(30,), fmt: str = "text", seed: int
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m protstruct.data.synthetic_casp", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m protstruct.data.synthetic_casp",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("out", type=Path, help="the casp folder to write (created)")
     p.add_argument("--records", type=int, required=True, help="training records of the largest thinning")
     p.add_argument("--thinning", type=int, nargs="+", default=[30], choices=sorted(FRACTION))
@@ -193,8 +234,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.records < 1:
         p.error("--records must be at least 1")
-    counts = write(args.out, args.records, args.thinning, args.format, args.seed, args.validation,
-                   args.testing, args.shard_records)
+    counts = write(
+        args.out, args.records, args.thinning, args.format, args.seed, args.validation, args.testing, args.shard_records
+    )
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"{args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" records; {size / 1e6:.1f} MB")
     return 0

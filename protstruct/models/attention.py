@@ -1,5 +1,6 @@
 """Optional blocks between backbone and decoder (the ``attention=`` group): the original report's
 future work asked for attention layers "to retain important relationships"."""
+
 from __future__ import annotations
 
 from keras import layers

@@ -1,5 +1,6 @@
 """Backbones: ``(input_shape, output_stride) -> keras.Model`` whose output is a feature map
 ``output_stride`` times smaller than the input. Built from the ``backbone=`` group."""
+
 from __future__ import annotations
 
 import keras
@@ -32,8 +33,7 @@ def resnet50(input_shape, output_stride: int = 32, bn_momentum: float | None = N
     return keras_application(input_shape, "ResNet50", output_stride, bn_momentum)
 
 
-def keras_application(input_shape, name: str, output_stride: int = 32,
-                      bn_momentum: float | None = None) -> keras.Model:
+def keras_application(input_shape, name: str, output_stride: int = 32, bn_momentum: float | None = None) -> keras.Model:
     """Any ``keras.applications`` model without its top and without pretrained weights."""
     factory = getattr(keras.applications, name, None)
     if factory is None:
@@ -42,8 +42,9 @@ def keras_application(input_shape, name: str, output_stride: int = 32,
     return _check_stride(_set_bn_momentum(model, bn_momentum), input_shape, output_stride)
 
 
-def small_cnn(input_shape, output_stride: int = 8, filters=(32, 64, 128),
-              bn_momentum: float | None = None) -> keras.Model:
+def small_cnn(
+    input_shape, output_stride: int = 8, filters=(32, 64, 128), bn_momentum: float | None = None
+) -> keras.Model:
     """A small CNN for fast CPU runs: one stride-2 stage (two 3x3 convs + BN) per filter count."""
     if 2 ** len(filters) != output_stride:
         raise ValueError(

@@ -6,6 +6,7 @@ doublings), then apply the optional dropout and a linear 1-filter 3x3 Conv2D hea
 ``same`` padding, ReLU between layers, as the original's model summaries imply. The stride rules
 are :mod:`protstruct.models.geometry`'s.
 """
+
 from __future__ import annotations
 
 import keras
@@ -22,8 +23,7 @@ def _head(x, dropout_rate: float, kernel_size: int):
     if dropout_rate > 0:
         x = layers.Dropout(dropout_rate)(x)
     # float32 head: distances up to ~100 Å lose too much precision in float16/bfloat16
-    return layers.Conv2D(1, kernel_size, padding="same", activation=None, name="distance_head",
-                         dtype="float32")(x)
+    return layers.Conv2D(1, kernel_size, padding="same", activation=None, name="distance_head", dtype="float32")(x)
 
 
 def transpose(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64, 32), kernel_size: int = 3):
@@ -33,8 +33,14 @@ def transpose(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64
     return _head(x, dropout_rate, kernel_size)
 
 
-def upsample(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64), kernel_size: int = 3,
-             interpolation: str = "nearest"):
+def upsample(
+    x,
+    output_stride: int,
+    dropout_rate: float = 0.0,
+    filters=(128, 64),
+    kernel_size: int = 3,
+    interpolation: str = "nearest",
+):
     """P1: UpSampling2D(2) + Conv2D per filter count, then UpSampling2D(remainder); ``interpolation``
     ``nearest`` (P1's, ``decoder=upsample``) or ``bilinear`` (``decoder=bilinear``)."""
     if interpolation not in INTERPOLATIONS:
@@ -58,9 +64,9 @@ class ICNR(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         kh, kw, cin, cout = shape
-        sub = keras.initializers.GlorotUniform(self.seed)((kh, kw, cin, cout // self.scale ** 2), dtype)
+        sub = keras.initializers.GlorotUniform(self.seed)((kh, kw, cin, cout // self.scale**2), dtype)
         # depth-to-space reads output channel c of sub-pixel k from input channel k·C + c
-        return ops.tile(sub, (1, 1, 1, self.scale ** 2))
+        return ops.tile(sub, (1, 1, 1, self.scale**2))
 
     def get_config(self):
         return {"scale": self.scale, "seed": self.seed}
@@ -73,8 +79,11 @@ class DepthToSpace(layers.Layer):
         self.block_size = int(block_size)
 
     def call(self, x):
-        return ops.depth_to_space(x, self.block_size) if hasattr(ops, "depth_to_space") else \
-            _depth_to_space(x, self.block_size)
+        return (
+            ops.depth_to_space(x, self.block_size)
+            if hasattr(ops, "depth_to_space")
+            else _depth_to_space(x, self.block_size)
+        )
 
     def get_config(self):
         return {**super().get_config(), "block_size": self.block_size}
@@ -90,7 +99,6 @@ def _depth_to_space(x, r: int):
 def subpixel(x, output_stride: int, dropout_rate: float = 0.0, filters=(128, 64, 32), kernel_size: int = 3):
     """Sub-pixel convolutions (Conv2D to f·r² channels, ICNR init, depth-to-space), strides as P0's."""
     for f, r in zip(filters, layer_factors(output_stride, len(filters), "the subpixel decoder")):
-        x = layers.Conv2D(f * r * r, kernel_size, padding="same", activation="relu",
-                          kernel_initializer=ICNR(r))(x)
+        x = layers.Conv2D(f * r * r, kernel_size, padding="same", activation="relu", kernel_initializer=ICNR(r))(x)
         x = DepthToSpace(r)(x)
     return _head(x, dropout_rate, kernel_size)

@@ -1,6 +1,7 @@
 """Decoder geometry in plain Python (no Keras): how a decoder splits the backbone's output stride
 into per-layer upsampling factors, and which output cells a transposed convolution reaches. The
 decoders build from these rules; the report reads them to describe a run's decoder."""
+
 from __future__ import annotations
 
 TRANSPOSED = ("transpose",)  # decoders whose upsampling layers are transposed convolutions
@@ -8,7 +9,7 @@ TRANSPOSED = ("transpose",)  # decoders whose upsampling layers are transposed c
 
 def final_factor(output_stride: int, doublings: int, what: str) -> int:
     """The last layer's upsampling factor when ``doublings`` layers each double the resolution."""
-    factor, rest = divmod(output_stride, 2 ** doublings)
+    factor, rest = divmod(output_stride, 2**doublings)
     if rest or factor < 1:
         raise ValueError(
             f"decoder.filters: {what} doubles {doublings} times, which does not divide the "

@@ -1,4 +1,5 @@
 """Backbone + decoder → one functional Keras model."""
+
 from __future__ import annotations
 
 import keras
@@ -28,9 +29,17 @@ class ToAngstrom(keras.layers.Layer):
         return {**super().get_config(), "transform": self.transform}
 
 
-def build_model(backbone, decoder, crop_size: int, in_channels: int, output_stride: int,
-                dropout_rate: float = 0.0, name: str = "protein_structure_predictor",
-                neck=None, output_transform: str = "angstrom") -> keras.Model:
+def build_model(
+    backbone,
+    decoder,
+    crop_size: int,
+    in_channels: int,
+    output_stride: int,
+    dropout_rate: float = 0.0,
+    name: str = "protein_structure_predictor",
+    neck=None,
+    output_transform: str = "angstrom",
+) -> keras.Model:
     """``backbone(input_shape, output_stride=…)``, ``decoder(x, output_stride, dropout_rate)`` and
     the optional ``neck(x)`` (e.g. self-attention) are the partially-applied callables that Hydra
     builds from the backbone / decoder / attention groups."""

@@ -6,6 +6,7 @@ packages), keeps Keras' safe mode on (a serialized Python ``lambda`` — a ``Lam
 bytecode — is refused, not run) and does not compile: prediction needs no loss, metric or
 optimizer, so none is deserialized.
 """
+
 from __future__ import annotations
 
 import keras
@@ -29,8 +30,7 @@ def load_saved_model(path, where: str) -> keras.Model:
     not Keras' or ours, a ``Lambda`` refused by safe mode, not a model) is a ValueError whose
     message starts with ``where`` and gives the reason."""
     try:
-        model = keras.saving.load_model(path, custom_objects=dict(CUSTOM_OBJECTS), compile=False,
-                                        safe_mode=True)
+        model = keras.saving.load_model(path, custom_objects=dict(CUSTOM_OBJECTS), compile=False, safe_mode=True)
     except Exception as exc:  # any failure to load is the artifact's fault
         reason = " ".join(str(exc).split()) or type(exc).__name__
         if len(reason) > 600:

@@ -1,4 +1,5 @@
 """Assemble a sweep's report: tables, paired comparisons, figures, HTML; log them on the sweep."""
+
 from __future__ import annotations
 
 import tempfile
@@ -18,19 +19,25 @@ def paired_markdown(per_protein: pd.DataFrame, reference: str | None) -> tuple[s
     if not others:
         return "Paired comparison: not available (no per-protein results for any other variant).\n", pd.DataFrame()
     rows = [paired.compare(per_protein, v, reference) for v in others]
-    lines = [f"### Paired comparison against {reference}", "",
-             "Difference in per-protein test MSE (Å², variant − reference), averaged over seeds, on the "
-             "same test windows; 95 % bootstrap interval over proteins; sign-flip permutation p-value.", "",
-             "| variant | proteins | seeds | mean Δ MSE | 95 % interval | p | proteins better | Δ per seed | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### Paired comparison against {reference}",
+        "",
+        "Difference in per-protein test MSE (Å², variant − reference), averaged over seeds, on the "
+        "same test windows; 95 % bootstrap interval over proteins; sign-flip permutation p-value.",
+        "",
+        "| variant | proteins | seeds | mean Δ MSE | 95 % interval | p | proteins better | Δ per seed | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["n_proteins"] == 0:
             lines.append(f"| {r['variant']} | 0 | 0 | — | — | — | — | — | {r['note']} |")
             continue
-        lines.append(f"| {r['variant']} | {r['n_proteins']} | {r['n_seeds']} | {r['mean_diff_mse']:+.3g} | "
-                     f"[{r['ci95_low']:+.3g}, {r['ci95_high']:+.3g}] | {r['p_sign_flip']:.3g} | "
-                     f"{r['proteins_better']}/{r['n_proteins']} | "
-                     f"{', '.join(f'{d:+.3g}' for d in r['seed_diffs_mse'])} | {r['note']} |")
+        lines.append(
+            f"| {r['variant']} | {r['n_proteins']} | {r['n_seeds']} | {r['mean_diff_mse']:+.3g} | "
+            f"[{r['ci95_low']:+.3g}, {r['ci95_high']:+.3g}] | {r['p_sign_flip']:.3g} | "
+            f"{r['proteins_better']}/{r['n_proteins']} | "
+            f"{', '.join(f'{d:+.3g}' for d in r['seed_diffs_mse'])} | {r['note']} |"
+        )
     return "\n".join(lines) + "\n", pd.DataFrame(rows)
 
 
@@ -51,13 +58,21 @@ def _crop_size(children: pd.DataFrame) -> int | None:
     return int(crop.dropna().iloc[0]) if crop is not None and crop.notna().any() else None
 
 
-def _summary_text(sweep: runs.Sweep, experiment: str, study_name: str | None, keys: list[str],
-                  table: pd.DataFrame, names: dict[str, str]) -> str:
+def _summary_text(
+    sweep: runs.Sweep,
+    experiment: str,
+    study_name: str | None,
+    keys: list[str],
+    table: pd.DataFrame,
+    names: dict[str, str],
+) -> str:
     """The table, the study's published numbers (when its config has them) and the baseline's note."""
     parent, crop_size = sweep.parent, _crop_size(sweep.children)
     overrides = redact(parent.data.tags.get("protstruct.overrides", "")) or "—"
-    settings = (f"sweep run {parent.info.run_id} ({redact(parent.info.run_name or '')}), experiment {experiment!r}, "
-                f"{len(sweep.children)} jobs; overrides: {overrides}; crop {crop_size}")
+    settings = (
+        f"sweep run {parent.info.run_id} ({redact(parent.info.run_name or '')}), experiment {experiment!r}, "
+        f"{len(sweep.children)} jobs; overrides: {overrides}; crop {crop_size}"
+    )
     blocks = [tables.table_markdown(table, keys, settings, names)]
     numbers = published.for_study(study_name or parent.data.tags.get("protstruct.study"))
     if numbers is not None:
@@ -66,8 +81,14 @@ def _summary_text(sweep: runs.Sweep, experiment: str, study_name: str | None, ke
     return "\n\n".join(blocks) + "\n"
 
 
-def assemble(client, sweep: runs.Sweep, experiment: str, study_name: str | None, keys: list[str],
-             reference: dict[str, str] | None) -> Report:
+def assemble(
+    client,
+    sweep: runs.Sweep,
+    experiment: str,
+    study_name: str | None,
+    keys: list[str],
+    reference: dict[str, str] | None,
+) -> Report:
     """Read the sweep's metrics and evaluation artifacts into the report's text and tables."""
     group_cols = {k: runs.group_column(sweep.children, k) for k in keys}
     names = tables.metric_names(sweep.children)
@@ -109,9 +130,17 @@ def write(folder: Path, experiment: str, report: Report, keys: list[str]) -> lis
     return written
 
 
-def make_report(uri: str, experiment: str, study: str | None, parent_run_id: str | None,
-                keys: list[str], reference: dict[str, str] | None, out: Path | None,
-                allow_partial: bool = False, register: str | None = None) -> str:
+def make_report(
+    uri: str,
+    experiment: str,
+    study: str | None,
+    parent_run_id: str | None,
+    keys: list[str],
+    reference: dict[str, str] | None,
+    out: Path | None,
+    allow_partial: bool = False,
+    register: str | None = None,
+) -> str:
     """The report's Markdown text; with ``out``, also its files there (swapped in whole) and on the
     sweep's parent run. Raises :class:`runs.Refused` when it cannot be made honestly."""
     output.check_destination(out, study, allow_partial)
@@ -126,11 +155,17 @@ def make_report(uri: str, experiment: str, study: str | None, parent_run_id: str
     with output.staged(out) as folder:
         names = [p.name for p in write(folder, experiment, report, keys)]
     for name in names:  # a partial report never poses as the sweep's report
-        client.log_artifact(sweep.parent.info.run_id, str(Path(out) / name),
-                            "report_partial" if report.partial else "report")
+        client.log_artifact(
+            sweep.parent.info.run_id, str(Path(out) / name), "report_partial" if report.partial else "report"
+        )
     text = report.text
     if register:
         group_cols = {k: runs.group_column(sweep.children, k) for k in keys}
-        text += "\n" + champion.register_champion(client, register, sweep.parent, sweep.children, group_cols,
-                                                  "report/report.html") + "\n"
+        text += (
+            "\n"
+            + champion.register_champion(
+                client, register, sweep.parent, sweep.children, group_cols, "report/report.html"
+            )
+            + "\n"
+        )
     return text

@@ -5,6 +5,7 @@
 - An ``.npz`` holding pickled data cannot have been written by protstruct: it is never unpickled
   (``allow_pickle=False``) and the report stops, naming the run and the artifact.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,11 +46,14 @@ class Evidence:
     def markdown(self) -> str:
         lines = []
         if self.no_per_protein:
-            lines.append(f"**Runs without per-protein results: {'; '.join(self.no_per_protein)}** — the paired "
-                         "comparison below uses only the other runs.")
+            lines.append(
+                f"**Runs without per-protein results: {'; '.join(self.no_per_protein)}** — the paired "
+                "comparison below uses only the other runs."
+            )
         if self.no_predictions:
-            lines.append(f"**Runs without prediction samples: {'; '.join(self.no_predictions)}** — the heatmaps "
-                         "leave them out.")
+            lines.append(
+                f"**Runs without prediction samples: {'; '.join(self.no_predictions)}** — the heatmaps leave them out."
+            )
         return "\n\n".join(lines) + "\n" if lines else ""
 
 
@@ -66,8 +70,14 @@ def read_per_protein(path: Path) -> pd.DataFrame:
         table = pd.read_csv(path)
         table = table[["protein", "mse"]].copy()
         table["mse"] = pd.to_numeric(table["mse"], errors="raise")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError,
-            TypeError) as exc:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        KeyError,
+        ValueError,
+        TypeError,
+    ) as exc:
         raise Unreadable(f"{PER_PROTEIN} unreadable ({type(exc).__name__}: {str(exc)[:200]})") from exc
     return table
 
@@ -82,9 +92,11 @@ def read_sample(path: Path, run: str) -> dict:
             sample = {key: npz[key] for key in npz.files}
     except ValueError as exc:
         if "pickle" in str(exc).lower() or "object arrays" in str(exc).lower():
-            raise Refused(f"run {run}: artifact {PREDICTIONS} holds pickled (object) data, which protstruct "
-                          "never writes; it was not unpickled (allow_pickle=False). The artifact has been "
-                          "tampered with or replaced: inspect the run, delete or rerun it, then report again") from None
+            raise Refused(
+                f"run {run}: artifact {PREDICTIONS} holds pickled (object) data, which protstruct "
+                "never writes; it was not unpickled (allow_pickle=False). The artifact has been "
+                "tampered with or replaced: inspect the run, delete or rerun it, then report again"
+            ) from None
         raise Unreadable(f"{PREDICTIONS} unreadable (ValueError: {str(exc)[:200]})") from exc
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise Unreadable(f"{PREDICTIONS} unreadable ({type(exc).__name__}: {str(exc)[:200]})") from exc

@@ -1,4 +1,5 @@
 """Report figures (PNG), and the heatmap ``python -m protstruct.predict`` writes."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,9 @@ import pandas as pd
 from protstruct.plotting import pyplot
 
 
-def metric_bars(table: pd.DataFrame, keys: list[str], path: Path, metric: str = "test/rmse",
-                note: str | None = None) -> Path:
+def metric_bars(
+    table: pd.DataFrame, keys: list[str], path: Path, metric: str = "test/rmse", note: str | None = None
+) -> Path:
     plt = pyplot()
     labels = ["\n".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
     means = table[f"{metric} mean"].to_numpy(float)
@@ -36,15 +38,22 @@ def _mark(fig, note: str | None) -> None:
         fig.suptitle(note, color="tab:red", fontsize=9, wrap=True)
 
 
-def loss_curves(histories: dict[str, list[list[float]]], path: Path, metric: str = "val/rmse",
-                note: str | None = None) -> Path:
+def loss_curves(
+    histories: dict[str, list[list[float]]], path: Path, metric: str = "val/rmse", note: str | None = None
+) -> Path:
     """Every run's curve, one colour per variant."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for k, (variant, runs) in enumerate(sorted(histories.items())):
         for i, values in enumerate(runs):
-            ax.plot(range(1, len(values) + 1), values, color=f"C{k}", alpha=0.8, marker=".",
-                    label=variant if i == 0 else None)
+            ax.plot(
+                range(1, len(values) + 1),
+                values,
+                color=f"C{k}",
+                alpha=0.8,
+                marker=".",
+                label=variant if i == 0 else None,
+            )
     ax.set(xlabel="epoch", ylabel=f"{metric} (Å)", title=f"{metric} of every run, by variant")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

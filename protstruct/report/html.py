@@ -1,4 +1,5 @@
 """One self-contained HTML page: tables, figures embedded as data URIs, and what they show."""
+
 from __future__ import annotations
 
 import base64
@@ -19,7 +20,7 @@ window.addEventListener('load', () => {
 
 EXPLAIN = {
     "test_rmse.png": "Test RMSE per pair (Å), mean ± std over seeds; the dashed line is the separation "
-                     "baseline (mean training distance at each |i−j|).",
+    "baseline (mean training distance at each |i−j|).",
     "loss_curves.png": "Validation RMSE of every run by epoch, one colour per variant.",
 }
 
@@ -41,9 +42,11 @@ def heatmap_caption(sample_seeds: dict[str, str], last_transposed: dict[str, tup
             continue
         names = variants[0] if len(variants) == 1 else f"{', '.join(variants[:-1])} and {variants[-1]}"
         its = "its" if len(variants) == 1 else "their"
-        text += (f" The last transposed convolution of {names} (kernel {kernel}, stride {stride}) reaches only "
-                 f"{reached} of every {stride * stride} output cells, so most of {its} output cannot depend on "
-                 f"{its} input: the regular gap pattern of near-constant cells is its signature.")
+        text += (
+            f" The last transposed convolution of {names} (kernel {kernel}, stride {stride}) reaches only "
+            f"{reached} of every {stride * stride} output cells, so most of {its} output cannot depend on "
+            f"{its} input: the regular gap pattern of near-constant cells is its signature."
+        )
     return text
 
 
@@ -52,14 +55,20 @@ def page(title: str, markdown_text: str, images: list[Path], captions: dict[str,
     captions = {**EXPLAIN, **(captions or {})}
     # raw HTML off: run names, tags and params in the text are shown, never interpreted
     md = markdown_it.MarkdownIt("commonmark", {"html": False}).enable("table")
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "img{max-width:100%;border:1px solid #eee}figcaption{color:#444;font-size:14px}</style>",
-             "</head><body>", f"<h1>{html.escape(title)}</h1>", md.render(markdown_text)]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "img{max-width:100%;border:1px solid #eee}figcaption{color:#444;font-size:14px}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        md.render(markdown_text),
+    ]
     for img in images:
         data = base64.b64encode(img.read_bytes()).decode()
-        parts.append(f"<figure><img alt='{img.name}' src='data:image/png;base64,{data}'>"
-                     f"<figcaption>{html.escape(captions.get(img.name, img.name))}</figcaption></figure>")
+        parts.append(
+            f"<figure><img alt='{img.name}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(captions.get(img.name, img.name))}</figcaption></figure>"
+        )
     parts += ["<p id='image-check'>images not checked</p>", CHECK_IMAGES, "</body></html>"]
     return "\n".join(parts)

@@ -1,5 +1,6 @@
 """A real ``mlflow ui`` on a free loopback port, started and stopped by its process group: what the
 UI screenshot drives, and the one way the tests start and stop MLflow servers."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class MlflowUI:
-    url: str   # http://127.0.0.1:PORT
-    pid: int   # the `mlflow ui` process; also its process group (it runs uvicorn workers)
+    url: str  # http://127.0.0.1:PORT
+    pid: int  # the `mlflow ui` process; also its process group (it runs uvicorn workers)
     log: Path
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -87,15 +88,40 @@ def mlflow_ui(tracking_uri: str, workdir: Path, timeout: float = 120.0) -> Itera
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-    env.update({"PYTHONUNBUFFERED": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-                # no job runner and its 7 huey consumers (GenAI jobs; their queue lives in /dev/shm)
-                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            # no job runner and its 7 huey consumers (GenAI jobs; their queue lives in /dev/shm)
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     log = workdir / "mlflow_ui.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = MlflowUI(url=f"http://127.0.0.1:{port}", pid=proc.pid, log=log)
     try:
         wait_for_health(server.url, proc, timeout, server.log_tail, "mlflow ui")

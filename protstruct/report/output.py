@@ -7,6 +7,7 @@
   aside, the new one renamed into place, the old one deleted), so an output folder never mixes
   files of two sweeps. A folder holding anything but report files is never replaced.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +23,9 @@ from protstruct.tracking.redact import redact
 
 # what a report writes: the only files a folder it replaces may hold (anything else is refused,
 # so that --out pointing at a folder of other files never deletes them)
-REPORT_FILES = frozenset({"report.md", "report.csv", "report.html", "paired.csv", "test_rmse.png",
-                          "loss_curves.png", "heatmaps.png"})
+REPORT_FILES = frozenset(
+    {"report.md", "report.csv", "report.html", "paired.csv", "test_rmse.png", "loss_curves.png", "heatmaps.png"}
+)
 
 
 def experiments_dir() -> Path:
@@ -44,17 +46,23 @@ def check_destination(out: Path | None, study: str | None, allow_partial: bool) 
     foreign = sorted(p.name for p in out.iterdir() if p.name not in REPORT_FILES) if out.is_dir() else []
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise Refused(f"--out {out} holds files a report does not write ({redact(shown)}); the report replaces "
-                      "its folder whole, so choose a new folder or one holding only an earlier report")
+        raise Refused(
+            f"--out {out} holds files a report does not write ({redact(shown)}); the report replaces "
+            "its folder whole, so choose a new folder or one holding only an earlier report"
+        )
     if not inside_experiments(out):
         return
     if allow_partial:
-        raise Refused(f"--out {out} is inside {experiments_dir()}, which holds curated results; a report made "
-                      "with --allow-partial may never go there: write it elsewhere (e.g. --out outputs/report)")
+        raise Refused(
+            f"--out {out} is inside {experiments_dir()}, which holds curated results; a report made "
+            "with --allow-partial may never go there: write it elsewhere (e.g. --out outputs/report)"
+        )
     if not study:
-        raise Refused(f"--out {out} is inside {experiments_dir()}: name the study the results are for with "
-                      "--study (the sweep must have been run as exactly `python run.py -m study=STUDY`), "
-                      "or write elsewhere")
+        raise Refused(
+            f"--out {out} is inside {experiments_dir()}: name the study the results are for with "
+            "--study (the sweep must have been run as exactly `python run.py -m study=STUDY`), "
+            "or write elsewhere"
+        )
 
 
 def check_overrides(parent, out: Path | None, study: str | None) -> None:
@@ -72,9 +80,11 @@ def check_overrides(parent, out: Path | None, study: str | None) -> None:
     if tags.get("protstruct.study", "") != study:
         problems.append(f"its study tag is {redact(tags.get('protstruct.study', ''))!r}")
     if problems:
-        raise Refused(f"sweep {parent.info.run_id} differs from study {study!r}'s definition ("
-                      f"{'; '.join(problems)}); its report may not go into {experiments_dir()} (--out {out}): "
-                      "write it elsewhere, e.g. --out outputs/report")
+        raise Refused(
+            f"sweep {parent.info.run_id} differs from study {study!r}'s definition ("
+            f"{'; '.join(problems)}); its report may not go into {experiments_dir()} (--out {out}): "
+            "write it elsewhere, e.g. --out outputs/report"
+        )
 
 
 @contextlib.contextmanager

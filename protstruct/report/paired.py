@@ -7,6 +7,7 @@ few seeds or proteins the interval is wide and the report says so rather than cl
 Results without a counterpart on the other side (a protein or a whole seed missing, an MSE that is
 not a number) cannot pair: the note names what was left out, seed by seed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,10 @@ def left_out(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
         elif rows["mse_ref"].isna().all():
             notes.append(f"seed {seed}: no results of the reference")
         else:
-            notes.append(f"seed {seed}: {int(lost.sum())} of {len(rows)} proteins unpaired (absent or without "
-                         "an MSE on one side)")
+            notes.append(
+                f"seed {seed}: {int(lost.sum())} of {len(rows)} proteins unpaired (absent or without "
+                "an MSE on one side)"
+            )
     return notes
 
 
@@ -77,14 +80,22 @@ def compare(per_protein: pd.DataFrame, variant: str, reference: str, rng_seed: i
     if joined.empty:
         return {"variant": variant, "n_proteins": 0, "n_seeds": 0, "note": "no paired proteins"}
     by_protein = (joined["mse"] - joined["mse_ref"]).groupby(joined["protein"]).mean().to_numpy()
-    by_seed = joined.groupby("seed").apply(
-        lambda g: g["mse"].mean() - g["mse_ref"].mean(), include_groups=False).to_numpy()
+    by_seed = (
+        joined.groupby("seed").apply(lambda g: g["mse"].mean() - g["mse_ref"].mean(), include_groups=False).to_numpy()
+    )
     rng = np.random.default_rng(rng_seed)
     lo, hi = bootstrap_interval(by_protein, rng)
     dropped = left_out(a, b)
-    return {"variant": variant, "n_proteins": len(by_protein), "n_seeds": len(by_seed),
-            "mean_diff_mse": float(by_protein.mean()), "ci95_low": lo, "ci95_high": hi,
-            "p_sign_flip": sign_flip_p(by_protein, rng),
-            "seed_diffs_mse": [float(x) for x in by_seed],
-            "proteins_better": int((by_protein < 0).sum()),
-            "left_out": dropped, "note": _notes(len(by_protein), by_seed, dropped)}
+    return {
+        "variant": variant,
+        "n_proteins": len(by_protein),
+        "n_seeds": len(by_seed),
+        "mean_diff_mse": float(by_protein.mean()),
+        "ci95_low": lo,
+        "ci95_high": hi,
+        "p_sign_flip": sign_flip_p(by_protein, rng),
+        "seed_diffs_mse": [float(x) for x in by_seed],
+        "proteins_better": int((by_protein < 0).sum()),
+        "left_out": dropped,
+        "note": _notes(len(by_protein), by_seed, dropped),
+    }

@@ -1,5 +1,6 @@
 """What a study's own config adds to its report: the original report's published numbers, from
 the ``report.original`` block of ``conf/study/<study>.yaml`` (only a study that has one prints them)."""
+
 from __future__ import annotations
 
 import re
@@ -41,8 +42,12 @@ def for_study(study: str | None) -> Published | None:
 def markdown(numbers: Published, metric_name: str, crop_size: int | None) -> list[str]:
     """Markdown blocks: the published numbers and, when our crop differs, why their scale does not
     compare. ``metric_name`` is the name the runs hold ``numbers.same_as`` under."""
-    lines = [f"{numbers.title} ({numbers.setting}; same metric definition as {metric_name}, not the same "
-             "data or crop):", "", f"| original model | {numbers.metric} |", "|---|---|"]
+    lines = [
+        f"{numbers.title} ({numbers.setting}; same metric definition as {metric_name}, not the same data or crop):",
+        "",
+        f"| original model | {numbers.metric} |",
+        "|---|---|",
+    ]
     lines += [f"| {m['name']} ({m['config']}) | {m['value']:,.0f} |" for m in numbers.models]
     if len(numbers.models) > 1:
         first, last = numbers.models[0], numbers.models[-1]
@@ -50,7 +55,9 @@ def markdown(numbers: Published, metric_name: str, crop_size: int | None) -> lis
     blocks = ["\n".join(lines)]
     if crop_size is not None and crop_size != numbers.crop_size:
         crop = numbers.crop_size
-        blocks.append(f"Our {metric_name} is summed over a {crop_size}×{crop_size} window, so its scale is not "
-                      f"comparable with the original's {crop}×{crop} numbers; compare the relative changes, and use "
-                      "test/rmse (Å per pair) as the honest unit.")
+        blocks.append(
+            f"Our {metric_name} is summed over a {crop_size}×{crop_size} window, so its scale is not "
+            f"comparable with the original's {crop}×{crop} numbers; compare the relative changes, and use "
+            "test/rmse (Å per pair) as the honest unit."
+        )
     return blocks

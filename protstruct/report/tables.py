@@ -5,6 +5,7 @@ Metrics keep the names their runs logged: a store from before a metric's rename 
 now ``test/mse_original``) is read, and shown, under its old name; a store holding both is shown
 under the current name, the old values filling the runs that lack it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,9 @@ def _values(runs: pd.DataFrame, metric: str) -> pd.Series:
     return values
 
 
-def _variant_row(runs: pd.DataFrame, grp: pd.DataFrame, values: tuple, group_cols: dict[str, str],
-                 names: dict[str, str]) -> dict:
+def _variant_row(
+    runs: pd.DataFrame, grp: pd.DataFrame, values: tuple, group_cols: dict[str, str], names: dict[str, str]
+) -> dict:
     keys = list(group_cols)
     row = dict(zip(keys, values))
     row["n"] = len(grp)
@@ -55,8 +57,12 @@ def _variant_row(runs: pd.DataFrame, grp: pd.DataFrame, values: tuple, group_col
     return row
 
 
-def summarize(runs: pd.DataFrame, group_cols: dict[str, str], reference: dict[str, str] | None,
-              names: dict[str, str] | None = None) -> pd.DataFrame:
+def summarize(
+    runs: pd.DataFrame,
+    group_cols: dict[str, str],
+    reference: dict[str, str] | None,
+    names: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """One row per variant (FINISHED runs only), with n, mean/std per metric (columns named as
     ``names`` says, default :func:`metric_names`), and change vs reference."""
     names = names or metric_names(runs)
@@ -66,8 +72,10 @@ def summarize(runs: pd.DataFrame, group_cols: dict[str, str], reference: dict[st
     keys = list(group_cols)
     for key, col in group_cols.items():
         done[key] = done[col].astype(str)
-    rows = [_variant_row(runs, grp, values if isinstance(values, tuple) else (values,), group_cols, names)
-            for values, grp in done.groupby(keys, sort=True)]
+    rows = [
+        _variant_row(runs, grp, values if isinstance(values, tuple) else (values,), group_cols, names)
+        for values, grp in done.groupby(keys, sort=True)
+    ]
     table = pd.DataFrame(rows)
     baseline = f"{names[BASELINE]} mean"
     table["beats separation baseline"] = table[f"{names['test/rmse']} mean"] < table[baseline]
@@ -85,8 +93,16 @@ def summarize(runs: pd.DataFrame, group_cols: dict[str, str], reference: dict[st
 def table_markdown(table: pd.DataFrame, keys: list[str], settings: str, names: dict[str, str]) -> str:
     """The runs' settings and one line per variant."""
     rmse, mse, original, base = (names[m] for m in ("test/rmse", "test/mse", MSE_ORIGINAL, BASELINE))
-    header = [*keys, "n", f"{rmse} (Å)", f"{mse} (Å²)", f"{original} (pm²)",
-              f"Δ {original.split('/')[-1]} vs ref", "separation baseline rmse (Å)", "beats baseline?"]
+    header = [
+        *keys,
+        "n",
+        f"{rmse} (Å)",
+        f"{mse} (Å²)",
+        f"{original} (pm²)",
+        f"Δ {original.split('/')[-1]} vs ref",
+        "separation baseline rmse (Å)",
+        "beats baseline?",
+    ]
     lines = [f"Runs: {settings}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in table.iterrows():
         change = r.get(f"{original} change vs reference", np.nan)
@@ -106,8 +122,10 @@ def table_markdown(table: pd.DataFrame, keys: list[str], settings: str, names: d
 
 def baseline_markdown(table: pd.DataFrame, keys: list[str]) -> str:
     """What the separation baseline is, and the variants that do not beat it."""
-    lines = ["The separation baseline predicts, for every pair, the mean training distance at its "
-             "sequence separation |i−j|; a model that sees only |i−j| can at best approach it."]
+    lines = [
+        "The separation baseline predicts, for every pair, the mean training distance at its "
+        "sequence separation |i−j|; a model that sees only |i−j| can at best approach it."
+    ]
     beaten = table["beats separation baseline"]
     if not beaten.all():
         losers = ", ".join("/".join(str(r[k]) for k in keys) for _, r in table[~beaten].iterrows())

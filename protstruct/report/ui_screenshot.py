@@ -14,6 +14,7 @@ MLflow 3.17's UI decides how an experiment opens from the sidebar's *GenAI / Mod
 switch (stored in the browser, GenAI by default), not from the ``mlflow.experimentKind`` tag:
 :func:`choose_model_training` flips it, as a person has to once per browser.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,18 @@ from protstruct.report.mlflow_ui import mlflow_ui
 
 # Headless Chromium that never reaches beyond loopback (no sync, updates, QUIC or first-run calls).
 # Playwright's launch() gives every browser a fresh temporary profile (--user-data-dir) itself.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--disable-default-apps", "--disable-extensions"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
 VIEWPORT = {"width": 1600, "height": 1000}
 TIMEOUT_MS = 30_000  # one UI step (a click and what it renders); the first page load compiles a lot of JS
 
@@ -60,6 +70,7 @@ def why_no_browser() -> str | None:
 
 
 # --- the browser ------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def chromium(executable: str | None = None):
@@ -161,8 +172,16 @@ def _pick(page, select, names: str) -> bool:
     return False
 
 
-def compare_screenshot(page, base_url: str, experiment: str, parents: list[str], children: list[str],
-                       out: Path, params: list[str], metrics: list[str]) -> list[str]:
+def compare_screenshot(
+    page,
+    base_url: str,
+    experiment: str,
+    parents: list[str],
+    children: list[str],
+    out: Path,
+    params: list[str],
+    metrics: list[str],
+) -> list[str]:
     """Runs table → expand ``parents`` → tick ``children`` → *Compare* → plot axes → PNG at ``out``.
     Returns notes (keys the runs do not have)."""
     notes = []
@@ -179,8 +198,11 @@ def compare_screenshot(page, base_url: str, experiment: str, parents: list[str],
         page.get_by_role("button", name="Clear All").click()
         selects = page.locator('[class*="-select-multiple"]')
         for i, keys in ((0, params), (1, metrics)):
-            notes += [f"no {('param', 'metric')[i]} {key!r} in these runs" for key in keys
-                      if not _pick(page, selects.nth(i), key)]
+            notes += [
+                f"no {('param', 'metric')[i]} {key!r} in these runs"
+                for key in keys
+                if not _pick(page, selects.nth(i), key)
+            ]
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.mouse.move(0, 0)  # no focus ring or hover tooltip in the picture
     page.wait_for_timeout(1500)  # the plot animates in
@@ -190,6 +212,7 @@ def compare_screenshot(page, base_url: str, experiment: str, parents: list[str],
 
 
 # --- the sweep to show ------------------------------------------------------------------------------
+
 
 def sweep_to_compare(tracking_uri: str, experiment: str, study: str | None, parent_run_id: str | None):
     """(parent run ids to expand, job run ids to select) of the chosen sweep (default: the latest)."""
@@ -208,7 +231,7 @@ def sweep_to_compare(tracking_uri: str, experiment: str, study: str | None, pare
 
 def _local_store_missing(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
+        path = Path(uri[len("sqlite:///") :])
         if not path.is_file():
             return f"no MLflow store at {path} (run the study first: make study)"
     return None
@@ -220,11 +243,15 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     parser.add_argument("--study", default=None, help="only sweeps tagged with this study name")
     parser.add_argument("--parent-run-id", default=None, help="a specific sweep instead of the latest")
-    parser.add_argument("--params", default=DEFAULT_PARAMS,
-                        help="params on the plot's axes; a|b: the first the runs have ('' for both: MLflow's pick)")
+    parser.add_argument(
+        "--params",
+        default=DEFAULT_PARAMS,
+        help="params on the plot's axes; a|b: the first the runs have ('' for both: MLflow's pick)",
+    )
     parser.add_argument("--metrics", default=DEFAULT_METRICS, help="metrics on the plot's axes")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="PNG to write (default: experiments/<experiment>/compare_view.png)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="PNG to write (default: experiments/<experiment>/compare_view.png)"
+    )
     args = parser.parse_args(argv)
     if args.tracking_uri is None:
         from protstruct.tracking.default_store import default_uri
@@ -247,17 +274,27 @@ def _screenshot(args: argparse.Namespace, parents: list[str], children: list[str
 
     with tempfile.TemporaryDirectory(prefix="protstruct-ui-") as tmp:
         try:
-            with mlflow_ui(args.tracking_uri, Path(tmp)) as server, chromium() as browser, \
-                    fresh_page(browser) as page:
+            with mlflow_ui(args.tracking_uri, Path(tmp)) as server, chromium() as browser, fresh_page(browser) as page:
                 try:
-                    return compare_screenshot(page, server.url, args.experiment, parents, children, args.out,
-                                              split(args.params), split(args.metrics))
+                    return compare_screenshot(
+                        page,
+                        server.url,
+                        args.experiment,
+                        parents,
+                        children,
+                        args.out,
+                        split(args.params),
+                        split(args.metrics),
+                    )
                 except Exception as exc:
                     failed = Path(tmp).parent / "protstruct-ui-screenshot-failed.png"
                     with contextlib.suppress(Exception):
                         page.screenshot(path=str(failed))
-                    print(f"ui_screenshot: {type(exc).__name__}: {redact(str(exc))[:1500]}\n"
-                          f"page ({failed}):\n{visible_text(page, 2000)}", file=sys.stderr)
+                    print(
+                        f"ui_screenshot: {type(exc).__name__}: {redact(str(exc))[:1500]}\n"
+                        f"page ({failed}):\n{visible_text(page, 2000)}",
+                        file=sys.stderr,
+                    )
                     return None
         except RuntimeError as exc:
             print(f"ui_screenshot: {redact(str(exc))}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """What a report knows about each variant (one combination of the grouping keys): its name, and
 the decoder facts its heatmap caption rests on, read from the runs' logged config (params)."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def _last_transposed(row) -> tuple[int, int] | None:
     try:
         layers = len(json.loads(str(row["params.decoder.filters"])))
         kernel, stride = int(row["params.decoder.kernel_size"]), int(row["params.backbone.output_stride"])
-        return geometry.last_transposed(target[len(DECODERS_MODULE):], stride, layers, kernel)
+        return geometry.last_transposed(target[len(DECODERS_MODULE) :], stride, layers, kernel)
     except (KeyError, TypeError, ValueError):
         return None
 

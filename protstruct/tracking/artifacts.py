@@ -1,4 +1,5 @@
 """Files a job writes and logs: per-protein table, loss curve, Hydra's config folder and log."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,10 @@ import pandas as pd
 
 
 def skips_table(skips) -> pd.DataFrame:
-    return pd.DataFrame([{"where": s.where, "reason": s.reason, "detail": s.detail} for s in skips],
-                        columns=["where", "reason", "detail"])
+    return pd.DataFrame(
+        [{"where": s.where, "reason": s.reason, "detail": s.detail} for s in skips],
+        columns=["where", "reason", "detail"],
+    )
 
 
 def loss_curve(history: list[dict[str, float]], path: Path, title: str = "") -> Path:

@@ -1,5 +1,6 @@
 """The project's own MLflow store: what ``conf/tracking/mlflow.yaml`` points jobs at, so that the
 command-line tools (report, predict, UI screenshot) read what runs wrote without being told."""
+
 from __future__ import annotations
 
 from omegaconf import OmegaConf

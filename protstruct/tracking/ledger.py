@@ -9,6 +9,7 @@ whichever machine ran the jobs:
 A sweep is FINISHED only when every expected job is ``ok`` or ``skipped``; KILLED when it was
 interrupted; FAILED otherwise — including when no job ran.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,9 @@ class Completeness:
         return bool(self.outcomes) and not self.missing
 
 
-def record(client, parent_run_id: str | None, num, name: str, status: str, run_id: str | None,
-           test_rmse: float | None = None) -> None:
+def record(
+    client, parent_run_id: str | None, num, name: str, status: str, run_id: str | None, test_rmse: float | None = None
+) -> None:
     """One job's outcome on its sweep's parent run (distinct tag per job: parallel writers never
     overwrite each other)."""
     if parent_run_id is None or num is None:
@@ -66,11 +68,11 @@ def read(client, parent_run) -> Completeness:
     expected = tags.get(EXPECTED_TAG)
     outcomes = {}
     for key, value in tags.items():
-        if key.startswith(JOB_TAG_PREFIX) and key[len(JOB_TAG_PREFIX):].isdigit():
+        if key.startswith(JOB_TAG_PREFIX) and key[len(JOB_TAG_PREFIX) :].isdigit():
             try:
-                outcomes[int(key[len(JOB_TAG_PREFIX):])] = json.loads(value)
+                outcomes[int(key[len(JOB_TAG_PREFIX) :])] = json.loads(value)
             except json.JSONDecodeError:
-                outcomes[int(key[len(JOB_TAG_PREFIX):])] = {"status": "unreadable"}
+                outcomes[int(key[len(JOB_TAG_PREFIX) :])] = {"status": "unreadable"}
     names = {}
     if expected is not None and any(int(n) not in outcomes for n in range(int(expected))):
         names = _expected_names(client, parent_run.info.run_id)
@@ -98,8 +100,10 @@ def settle(client, parent_run_id: str, interrupted: bool = False) -> str:
     counts: dict[str, int] = {}
     for outcome in state.outcomes.values():
         counts[outcome.get("status", "?")] = counts.get(outcome.get("status", "?"), 0) + 1
-    tags = {"protstruct.jobs": str(len(state.outcomes)),
-            "protstruct.job_status": ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))}
+    tags = {
+        "protstruct.jobs": str(len(state.outcomes)),
+        "protstruct.job_status": ", ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+    }
     if state.missing:
         tags["protstruct.missing_jobs"] = "; ".join(state.missing)[:5000]
     for key, value in tags.items():

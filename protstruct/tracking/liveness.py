@@ -4,6 +4,7 @@ protstruct command against a store then ends such runs on its own host as FAILED
 (``protstruct.error`` = ``process vanished``), and their sweeps with the status their ledger
 supports. Runs owned by other hosts are left alone: their processes cannot be seen from here.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,8 +62,9 @@ def reap_vanished(client) -> list[str]:
             client.set_terminated(run.info.run_id, "FAILED")
             parent = tags.get(PARENT_TAG)
             if parent and tags.get(JOB_NUM_TAG, "").isdigit():
-                ledger.record(client, parent, int(tags[JOB_NUM_TAG]), run.info.run_name or "", "vanished",
-                              run.info.run_id)
+                ledger.record(
+                    client, parent, int(tags[JOB_NUM_TAG]), run.info.run_name or "", "vanished", run.info.run_id
+                )
                 parents.add(parent)
         log.warning("run %s (%s): %s; marked FAILED", run.info.run_id, run.info.run_name, detail)
         reaped.append(run.info.run_id)
@@ -73,4 +75,3 @@ def reap_vanished(client) -> list[str]:
             client.set_tag(parent, "protstruct.error", VANISHED)
             reaped.append(parent)
     return reaped
-

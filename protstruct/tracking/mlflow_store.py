@@ -4,6 +4,7 @@ We never rely on MLflow's implicit defaults: the tracking URI and the experiment
 location are always absolute (MLflow's default SQLite path is relative to the current directory,
 and a stray ``./mlruns`` folder silently switches it to the file store).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,10 +28,10 @@ BATCH = 100  # MLflow's log_batch limit per request
 def client_for(uri: str) -> MlflowClient:
     """A client for ``uri``; the userinfo of an http(s) URI moves to MLflow's credential variables."""
     uri = split_credentials(str(uri))
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_absolute():
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_absolute():
         raise ValueError(f"tracking.uri: {uri!r} is relative; use sqlite:////absolute/path.db")
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -76,10 +77,15 @@ def git_commit(root: Path) -> str:
     """The checkout's commit (``-dirty`` with uncommitted changes), read once per process: the
     code a process runs is what it imported, even if the checkout moves on during a sweep."""
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -102,8 +108,13 @@ DIGEST_LENGTH = 32  # MLflow's digest column holds 36 characters (enforced by Po
 
 def dataset_input(name: str, digest: str, source_type: str, uri: str, profile: dict, context: str) -> DatasetInput:
     """One split as an MLflow dataset input (the UI's *Dataset* column and filters)."""
-    dataset = Dataset(name=name, digest=digest[:DIGEST_LENGTH], source_type=source_type,
-                      source=json.dumps({"uri": redact(uri)}), profile=json.dumps(profile))
+    dataset = Dataset(
+        name=name,
+        digest=digest[:DIGEST_LENGTH],
+        source_type=source_type,
+        source=json.dumps({"uri": redact(uri)}),
+        profile=json.dumps(profile),
+    )
     return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
 
 
@@ -126,34 +137,55 @@ class RunLogger:
         self.client, self.run_id, self.name = client, run_id, name
 
     @classmethod
-    def start(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict | None = None,
-              parent_run_id: str | None = None) -> RunLogger:
+    def start(
+        cls,
+        client: MlflowClient,
+        experiment_id: str,
+        name: str,
+        tags: dict | None = None,
+        parent_run_id: str | None = None,
+    ) -> RunLogger:
         tags = {k: redact(str(v)) for k, v in (tags or {}).items()}
         if parent_run_id:
             tags[PARENT_TAG] = parent_run_id
         run = client.create_run(experiment_id, run_name=name, tags=tags)
         return cls(client, run.info.run_id, name)
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0, model_id: str | None = None,
-                    dataset: tuple[str, str] | None = None):
+    def log_metrics(
+        self,
+        metrics: dict[str, float],
+        step: int = 0,
+        model_id: str | None = None,
+        dataset: tuple[str, str] | None = None,
+    ):
         """``model_id`` links the values to a logged model, ``dataset`` (name, digest) to a dataset input."""
         now = int(time.time() * 1000)
         name, digest = dataset if dataset else (None, None)
-        items = [Metric(k, float(v), now, step, model_id=model_id, dataset_name=name,
-                        dataset_digest=digest[:DIGEST_LENGTH] if digest else None)
-                 for k, v in metrics.items() if v is not None]
+        items = [
+            Metric(
+                k,
+                float(v),
+                now,
+                step,
+                model_id=model_id,
+                dataset_name=name,
+                dataset_digest=digest[:DIGEST_LENGTH] if digest else None,
+            )
+            for k, v in metrics.items()
+            if v is not None
+        ]
         for i in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i:i + BATCH])
+            self.client.log_batch(self.run_id, metrics=items[i : i + BATCH])
 
     def log_params(self, params: dict[str, str]):
         items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in redact_tree(params).items()]
         for i in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, params=items[i:i + BATCH])
+            self.client.log_batch(self.run_id, params=items[i : i + BATCH])
 
     def set_tags(self, tags: dict[str, str]):
         items = [RunTag(k, redact(str(v))) for k, v in tags.items()]
         for i in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, tags=items[i:i + BATCH])
+            self.client.log_batch(self.run_id, tags=items[i : i + BATCH])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None):
         self.client.log_artifact(self.run_id, str(path), artifact_path)

@@ -7,6 +7,7 @@ and the Keras file at ``data/model.keras``. No ``code_paths``, no pickled ``cust
 ``PythonModel``. Users who trust a store may load it with ``mlflow.pyfunc.load_model`` or serve it
 with ``mlflow models serve``; protstruct itself only ever reads the ``.keras`` file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,21 +45,24 @@ def log_keras_model(client, experiment_id: str, run_id: str, model, example: np.
     in_shape, out_shape = tuple(model.inputs[0].shape[1:]), tuple(model.outputs[0].shape[1:])
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *in_shape), "features")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out_shape), "distances")]))
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out_shape), "distances")]),
+    )
     input_example = example.astype(np.float32)[None] if example.size <= EXAMPLE_LIMIT else None
     run = client.get_run(run_id)
     tags = {k: v for k, v in run.data.tags.items() if k.startswith("mlflow.source.") or k == "mlflow.user"}
     params = {k: v for k, v in run.data.params.items() if k.startswith("choice.") or k in MODEL_PARAMS}
-    logged = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, tags=tags,
-                                        params=params, model_type="keras")
+    logged = client.create_logged_model(
+        experiment_id, name=MODEL_NAME, source_run_id=run_id, tags=tags, params=params, model_type="keras"
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model"
             path.mkdir()  # mlflow.keras.save_model writes the input example before creating it
             # the same layers without the training set-up: loading needs no loss or metric class
             inference = keras.Model(model.inputs, model.outputs, name=model.name)
-            mlflow.keras.save_model(inference, str(path), signature=signature, input_example=input_example,
-                                    pip_requirements=_requirements())
+            mlflow.keras.save_model(
+                inference, str(path), signature=signature, input_example=input_example, pip_requirements=_requirements()
+            )
             client.log_model_artifacts(logged.model_id, str(path))
         client.finalize_logged_model(logged.model_id, "READY")
     except BaseException:
@@ -74,8 +78,9 @@ def run_model_id(client, run) -> str | None:
     ids = [o.model_id for o in (outputs.model_outputs if outputs else [])]
     if ids:
         return ids[-1]
-    found = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'",
-                                        max_results=10)
+    found = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'", max_results=10
+    )
     return found[0].model_id if found else None
 
 
@@ -93,8 +98,9 @@ def resolve(client, ref: str) -> tuple[str, str | None]:
         return run.info.run_id, run_model_id(client, run)
     m = _MODELS_URI.match(ref)
     if not m:
-        raise ValueError(f"{ref!r}: expected a run id, runs:/RUN_ID, models:/NAME@ALIAS, models:/NAME/VERSION "
-                         f"or models:/MODEL_ID")
+        raise ValueError(
+            f"{ref!r}: expected a run id, runs:/RUN_ID, models:/NAME@ALIAS, models:/NAME/VERSION or models:/MODEL_ID"
+        )
     name, alias, version = m.group("name", "alias", "version")
     if alias is None and version is None:  # models:/m-<id>: a logged model by id
         logged = client.get_logged_model(name)
@@ -131,8 +137,13 @@ def register(client, name: str, run_id: str, model_id: str, tags: dict[str, str]
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
             raise
     logged = client.get_logged_model(model_id)
-    version = client.create_model_version(name, source=logged.artifact_location, run_id=run_id,
-                                          tags={**tags, MODEL_ID_TAG: model_id},
-                                          description=description, model_id=model_id)
+    version = client.create_model_version(
+        name,
+        source=logged.artifact_location,
+        run_id=run_id,
+        tags={**tags, MODEL_ID_TAG: model_id},
+        description=description,
+        model_id=model_id,
+    )
     client.set_registered_model_alias(name, CHAMPION, version.version)
     return str(version.version)

@@ -13,6 +13,7 @@ Credentials are meant to travel in the environment (MLflow's ``MLFLOW_TRACKING_U
 ``MLFLOW_TRACKING_PASSWORD``, PostgreSQL's ``~/.pgpass``); :func:`split_credentials` moves the
 userinfo of an ``http(s)`` tracking URI there, so the URI MLflow sees never carries it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,7 @@ _SECRET_WORDS = r"pass(?:word|wd)?|secret|token|api[_-]?key|access[_-]?key|priva
 SECRET_KEY = re.compile(rf"(?:^|[._-])(?:{_SECRET_WORDS})$", re.IGNORECASE)
 SECRET_ENV = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|ACCESS_KEY)$")
 _URI_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#'\"<>\[\]{}]*@")
-_KEY_VALUE = re.compile(
-    rf"(?i)(\b[\w.\-]*(?:{_SECRET_WORDS})\b[\"']?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;'\"}}\]]+)")
+_KEY_VALUE = re.compile(rf"(?i)(\b[\w.\-]*(?:{_SECRET_WORDS})\b[\"']?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;'\"}}\]]+)")
 _MIN_SECRET = 4  # shorter env values would mask ordinary words
 
 
@@ -57,8 +57,10 @@ def redact_tree(tree):
     """A copy of a config tree (dicts, lists, scalars) with secret keys' values and secrets in
     strings masked."""
     if isinstance(tree, dict):
-        return {k: (MASK if SECRET_KEY.search(str(k)) and tree[k] not in (None, "") else redact_tree(v))
-                for k, v in tree.items()}
+        return {
+            k: (MASK if SECRET_KEY.search(str(k)) and tree[k] not in (None, "") else redact_tree(v))
+            for k, v in tree.items()
+        }
     if isinstance(tree, (list, tuple)):
         return [redact_tree(v) for v in tree]
     return redact(tree) if isinstance(tree, str) else tree

@@ -9,6 +9,7 @@ tracked results file rewritten by ``make report`` must not retrain anything). Li
 are tagged on every run and warned about on reuse, not keyed. Bump :data:`KEY_VERSION` when the
 recipe changes: runs keyed by an older recipe are never reused.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,9 +21,16 @@ KEY_TAG = "protstruct.job_key"
 KEY_VERSION_TAG = "protstruct.key_version"
 KEY_VERSION = "2"
 # (group, key) pairs that say where or how a run is shown, not what it computes
-NOT_IN_KEY = {("tracking", "uri"), ("tracking", "experiment"), ("tracking", "artifact_root"),
-              ("tracking", "system_metrics"), ("tracking", "system_metrics_interval"),
-              ("trainer", "verbose"), ("trainer", "checkpoint_dir"), ("trainer", "keep_checkpoints")}
+NOT_IN_KEY = {
+    ("tracking", "uri"),
+    ("tracking", "experiment"),
+    ("tracking", "artifact_root"),
+    ("tracking", "system_metrics"),
+    ("tracking", "system_metrics_interval"),
+    ("trainer", "verbose"),
+    ("trainer", "checkpoint_dir"),
+    ("trainer", "keep_checkpoints"),
+}
 TOP_LEVEL_NOT_IN_KEY = ("rerun", "dry_run", "hydra", "report")  # report: read by the report, not by training
 
 
@@ -52,8 +60,9 @@ def code_fingerprint(package_dir: Path, conf_dir: Path) -> str:
 
 def finished_run(client, experiment_id: str, key: str):
     """The newest FINISHED run with this key and the current key recipe, or None."""
-    query = (f"tags.`{KEY_TAG}` = '{key}' and tags.`{KEY_VERSION_TAG}` = '{KEY_VERSION}' "
-             f"and attributes.status = 'FINISHED'")
+    query = (
+        f"tags.`{KEY_TAG}` = '{key}' and tags.`{KEY_VERSION_TAG}` = '{KEY_VERSION}' and attributes.status = 'FINISHED'"
+    )
     runs = client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
 
@@ -67,13 +76,21 @@ def interrupted_run(client, experiment_id: str, key: str, owner_alive):
     scancel, preemption), FAILED because its process vanished, or RUNNING with its process
     provably gone — and left a checkpoint folder; None if there is none. ``owner_alive(tags)``
     says True/False/None (cannot tell) for a run's process."""
-    query = (f"tags.`{KEY_TAG}` = '{key}' and tags.`{KEY_VERSION_TAG}` = '{KEY_VERSION}' "
-             f"and attributes.status != 'FINISHED'")
+    query = (
+        f"tags.`{KEY_TAG}` = '{key}' and tags.`{KEY_VERSION_TAG}` = '{KEY_VERSION}' and attributes.status != 'FINISHED'"
+    )
     for run in client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=20):
         status, tags = run.info.status, run.data.tags
-        stopped = (status == "KILLED" or (status == "FAILED" and tags.get("protstruct.error", "").startswith(
-            "process vanished")) or (status == "RUNNING" and owner_alive(tags) is False))
-        if stopped and owner_alive(tags) is not True and tags.get(CHECKPOINT_TAG) \
-                and (Path(tags[CHECKPOINT_TAG]) / "latest.json").is_file():
+        stopped = (
+            status == "KILLED"
+            or (status == "FAILED" and tags.get("protstruct.error", "").startswith("process vanished"))
+            or (status == "RUNNING" and owner_alive(tags) is False)
+        )
+        if (
+            stopped
+            and owner_alive(tags) is not True
+            and tags.get(CHECKPOINT_TAG)
+            and (Path(tags[CHECKPOINT_TAG]) / "latest.json").is_file()
+        ):
             return run
     return None

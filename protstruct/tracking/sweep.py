@@ -7,6 +7,7 @@ the sweep launches; jobs record their outcome on it (:mod:`protstruct.tracking.l
 FINISHED only if every job did, KILLED on SIGTERM/SIGINT, FAILED otherwise — also when the
 sweep dies of an exception that escaped a job.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -56,8 +57,11 @@ def planned_jobs(config: DictConfig) -> tuple[list[list[str]] | None, set[str]]:
 
 def job_name(overrides: list[str], swept: set[str], plumbing: tuple[str, ...]) -> str:
     """A job's name: its swept overrides in a multirun, else all but plumbing."""
-    named = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] if swept else \
-        [o for o in overrides if not o.startswith(plumbing)]
+    named = (
+        [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept]
+        if swept
+        else [o for o in overrides if not o.startswith(plumbing)]
+    )
     return redact(",".join(named)) or "defaults"
 
 
@@ -84,9 +88,11 @@ def print_summary(rows: list[dict]) -> None:
     if not rows:
         return
     width = max(len(r["name"]) for r in rows)
-    lines = [f"  #{r['job']:<3} {r['status']:<8} {r['name']:<{width}}  run {r['run_id'] or '-'}"
-             + (f"  test/rmse={r['test_rmse']:.4g}" if r.get("test_rmse") is not None else "")
-             for r in rows]
+    lines = [
+        f"  #{r['job']:<3} {r['status']:<8} {r['name']:<{width}}  run {r['run_id'] or '-'}"
+        + (f"  test/rmse={r['test_rmse']:.4g}" if r.get("test_rmse") is not None else "")
+        for r in rows
+    ]
     counts = {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})}
     print(redact(f"sweep summary ({counts}):\n" + "\n".join(lines)), flush=True)
 
@@ -123,8 +129,7 @@ class MlflowSweepCallback(Callback):
         if self._interrupted:
             raise Interrupted("signal received while the sweep started")
 
-    def _start_parent(self, config: DictConfig, jobs: list[list[str]] | None, swept: set[str],
-                      sweep_dir: Path) -> str:
+    def _start_parent(self, config: DictConfig, jobs: list[list[str]] | None, swept: set[str], sweep_dir: Path) -> str:
         """Create the sweep's MLflow run (the jobs' parent); → its run id."""
         tracking = config.tracking
         self._client = client = mlflow_store.client_for(tracking.uri)
@@ -134,20 +139,31 @@ class MlflowSweepCallback(Callback):
         study = config.get("study_name")
         expected = len(jobs) if jobs is not None else config.hydra.sweeper.get("n_trials")
         logger = mlflow_store.RunLogger.start(
-            client, exp_id, f"{study or 'sweep'} {sweep_dir.name}",
-            tags={"protstruct.role": "sweep", "protstruct.study": study or "",
-                  "protstruct.sweep_dir": str(sweep_dir),
-                  "protstruct.overrides": " ".join(overrides),
-                  "protstruct.git_commit": mlflow_store.git_commit(project_root()),
-                  **mlflow_store.source_tags(sys.argv[0], mlflow_store.git_commit(project_root())),
-                  **liveness.process_tags(),
-                  **({ledger.EXPECTED_TAG: str(int(expected))} if expected is not None else {})})
+            client,
+            exp_id,
+            f"{study or 'sweep'} {sweep_dir.name}",
+            tags={
+                "protstruct.role": "sweep",
+                "protstruct.study": study or "",
+                "protstruct.sweep_dir": str(sweep_dir),
+                "protstruct.overrides": " ".join(overrides),
+                "protstruct.git_commit": mlflow_store.git_commit(project_root()),
+                **mlflow_store.source_tags(sys.argv[0], mlflow_store.git_commit(project_root())),
+                **liveness.process_tags(),
+                **({ledger.EXPECTED_TAG: str(int(expected))} if expected is not None else {}),
+            },
+        )
         self._parent = logger.run_id
         if jobs is not None:
             names = [{"num": i, "name": job_name(job, swept, ()), "overrides": job} for i, job in enumerate(jobs)]
             logger.log_text(json.dumps(names, indent=1), ledger.JOBS_ARTIFACT)
-        log.info("MLflow parent run %s (experiment %r, %s; %s jobs)", self._parent, tracking.experiment,
-                 redact(str(tracking.uri)), expected if expected is not None else "unknown number of")
+        log.info(
+            "MLflow parent run %s (experiment %r, %s; %s jobs)",
+            self._parent,
+            tracking.experiment,
+            redact(str(tracking.uri)),
+            expected if expected is not None else "unknown number of",
+        )
         return logger.run_id
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
@@ -199,4 +215,3 @@ def env_of_job(hydra_cfg) -> dict[str, str]:
     """The sweep's values passed to a job through ``hydra.job.env_set``."""
     env = hydra_cfg.job.get("env_set") or {}
     return {k: str(env[k]) for k in (PARENT_ENV, SWEPT_ENV, TOKEN_ENV) if k in env}
-

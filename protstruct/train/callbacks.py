@@ -1,4 +1,5 @@
 """Keras callbacks: per-epoch MLflow logging under the project's metric names."""
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,10 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         self.run_logger.log_metrics(metrics, step=epoch)
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
         if bad:
-            raise NonFiniteLoss(f"epoch {epoch}: non-finite {bad}; stopping instead of training on garbage "
-                                f"(lower optimizer.learning_rate?)")
+            raise NonFiniteLoss(
+                f"epoch {epoch}: non-finite {bad}; stopping instead of training on garbage "
+                f"(lower optimizer.learning_rate?)"
+            )
 
 
 class FirstStepTimer(keras.callbacks.Callback):

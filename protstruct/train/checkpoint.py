@@ -9,6 +9,7 @@ state: crops and shuffles derive from (seed, epoch) (``pipeline.train_dataset``)
 Nothing here is code: weights in HDF5, arrays in ``.npz`` read with ``allow_pickle=False``,
 everything else JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,10 +77,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if self.stopper.best_weights is not None:
             np.savez(tmp / BEST_WEIGHTS, *self.stopper.best_weights)
         best = _number(self.stopper.best)
-        state = {"epochs_done": done, "stopped": bool(self.model.stop_training),
-                 "best": best if best is None or math.isfinite(best) else None,
-                 "wait": int(self.stopper.wait), "best_epoch": int(self.stopper.best_epoch),
-                 "logs": self.logs}
+        state = {
+            "epochs_done": done,
+            "stopped": bool(self.model.stop_training),
+            "best": best if best is None or math.isfinite(best) else None,
+            "wait": int(self.stopper.wait),
+            "best_epoch": int(self.stopper.best_epoch),
+            "logs": self.logs,
+        }
         (tmp / STATE).write_text(json.dumps(state))
         final = self.folder / f"epoch-{done:04d}"
         shutil.rmtree(final, ignore_errors=True)

@@ -1,4 +1,5 @@
 """Where a job runs: its Hydra context, and the cluster engine (Slurm, Ray) around it."""
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,7 @@ SLURM_ENV = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM
 
 def engine_tags() -> dict[str, str]:
     """Where a job ran under a cluster engine: its Slurm job ids, its Ray node."""
-    tags = {f"protstruct.slurm.{k[len('SLURM_'):].lower()}": os.environ[k] for k in SLURM_ENV if k in os.environ}
+    tags = {f"protstruct.slurm.{k[len('SLURM_') :].lower()}": os.environ[k] for k in SLURM_ENV if k in os.environ}
     if "ray" in sys.modules:  # imported by the Ray launcher's worker, never by protstruct itself
         ray = sys.modules["ray"]
         if ray.is_initialized():

@@ -3,6 +3,7 @@
 Thread counts can only be set before TensorFlow starts in a process; joblib reuses worker
 processes, so they go through environment variables set before the first import.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,10 @@ def split_cpu(replicas: int) -> None:
     except RuntimeError as exc:  # TensorFlow already initialised in this process
         current = len(tf.config.list_logical_devices("CPU"))
         if current != replicas:
-            raise RuntimeError(f"trainer.cpu_replicas={replicas}: TensorFlow already started with "
-                               f"{current} CPU device(s) in this process; use a fresh process") from exc
+            raise RuntimeError(
+                f"trainer.cpu_replicas={replicas}: TensorFlow already started with "
+                f"{current} CPU device(s) in this process; use a fresh process"
+            ) from exc
 
 
 def enable_memory_growth() -> list[str]:

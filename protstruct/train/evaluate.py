@@ -8,6 +8,7 @@ Metric names are defined here once and read by the report:
   with the original report's numbers at crop 256. Runs before the rename logged it as
   ``test/mse_seed``; the report reads both.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,11 +90,16 @@ def evaluate_test_set(pred: np.ndarray, test_records, train_records, crop_size: 
     profile = separation_profile(train_records, crop_size)
     base = np.broadcast_to(separation_baseline(profile, crop_size), dist.shape)
     lengths = [min(crop_size, r.length - centred_start(r.length, crop_size)) for r in test_records]
-    table = pd.DataFrame({"protein": [r.id for r in test_records], "length": [r.length for r in test_records],
-                          # ProteinNet's own strata: the NN# identity bin of validation records, and the
-                          # category prefix of test targets (TBM#, FM#, …); empty elsewhere
-                          "validation_identity": [r.meta.get("validation_identity") for r in test_records],
-                          "category": [r.id.split("#", 1)[0] if "#" in r.id else "" for r in test_records]})
+    table = pd.DataFrame(
+        {
+            "protein": [r.id for r in test_records],
+            "length": [r.length for r in test_records],
+            # ProteinNet's own strata: the NN# identity bin of validation records, and the
+            # category prefix of test targets (TBM#, FM#, …); empty elsewhere
+            "validation_identity": [r.meta.get("validation_identity") for r in test_records],
+            "category": [r.id.split("#", 1)[0] if "#" in r.id else "" for r in test_records],
+        }
+    )
     metrics = {}
     for prefix, values in (("test/", pred), ("baseline/test_", base)):
         sse, n_pairs = per_protein(values, dist, pair)
@@ -108,6 +114,11 @@ def evaluate_test_set(pred: np.ndarray, test_records, train_records, crop_size: 
         for k, v in field.items():
             table[f"{column}{k}"] = v
     n_sample = min(SAMPLE_PROTEINS, len(test_records))
-    sample = {"ids": np.array([r.id for r in test_records[:n_sample]]), "pred": pred[:n_sample].astype(np.float32),
-              "true": dist[:n_sample], "mask": pair[:n_sample], "baseline": base[:n_sample].astype(np.float32)}
+    sample = {
+        "ids": np.array([r.id for r in test_records[:n_sample]]),
+        "pred": pred[:n_sample].astype(np.float32),
+        "true": dist[:n_sample],
+        "mask": pair[:n_sample],
+        "baseline": base[:n_sample].astype(np.float32),
+    }
     return metrics, table, sample

@@ -1,4 +1,5 @@
 """Training and evaluation of one job: data pipeline → model → fit → test metrics → MLflow."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,15 @@ from protstruct.train.losses import MaskedRMSE
 log = logging.getLogger(__name__)
 
 
-def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path, checkpoints: Path,
-                     resume: dict | None = None, job_started: float | None = None) -> dict[str, float]:
+def fit_and_evaluate(
+    cfg: DictConfig,
+    splits,
+    run_logger,
+    workdir: Path,
+    checkpoints: Path,
+    resume: dict | None = None,
+    job_started: float | None = None,
+) -> dict[str, float]:
     """Train one job (from ``resume``, a checkpoint, when given), evaluate it, log everything.
     ``job_started`` (a ``time.perf_counter()``) is when the job began, for ``time/to_first_step_seconds``."""
     splits.require_all_splits()
@@ -34,14 +42,20 @@ def fit_and_evaluate(cfg: DictConfig, splits, run_logger, workdir: Path, checkpo
     run_logger.log_metrics({"model/params": model.count_params()})
 
     started = time.perf_counter()
-    stopper, history = _train(cfg, model, splits, features, run_logger, checkpoints, resume,
-                              started if job_started is None else job_started)
+    stopper, history = _train(
+        cfg, model, splits, features, run_logger, checkpoints, resume, started if job_started is None else job_started
+    )
     fit_seconds = time.perf_counter() - started
     metrics, per_protein, sample = _evaluate_on_test(cfg, model, splits, features)
-    metrics.update({"train/best_epoch": stopper.best_epoch, "train/epochs_run": len(history),
-                    "time/fit_seconds": fit_seconds,
-                    "time/fit_and_test_seconds": time.perf_counter() - started,
-                    "memory/peak_rss_mb": device.peak_rss_mb()})
+    metrics.update(
+        {
+            "train/best_epoch": stopper.best_epoch,
+            "train/epochs_run": len(history),
+            "time/fit_seconds": fit_seconds,
+            "time/fit_and_test_seconds": time.perf_counter() - started,
+            "memory/peak_rss_mb": device.peak_rss_mb(),
+        }
+    )
     _log_model_and_metrics(cfg, model, splits, features, metrics, run_logger)
     _log_results(per_protein, sample, history, run_logger, workdir)
     return metrics
@@ -60,8 +74,9 @@ def _log_model_and_metrics(cfg: DictConfig, model, splits, features, metrics: di
     model_id = None
     if cfg.tracking.log_model:
         example = pipeline.window_features(splits.test[0], 0, int(cfg.data.crop_size), features)
-        model_id = models.log_keras_model(run_logger.client, run_logger.experiment_id(), run_logger.run_id,
-                                          model, example)
+        model_id = models.log_keras_model(
+            run_logger.client, run_logger.experiment_id(), run_logger.run_id, model, example
+        )
     on_test = {k: v for k, v in metrics.items() if k.startswith(("test/", "baseline/"))}
     run_logger.log_metrics(on_test, model_id=model_id, dataset=(f"{splits.name}/test", splits.split_digest("test")))
     run_logger.log_metrics({k: v for k, v in metrics.items() if k not in on_test}, model_id=model_id)
@@ -73,8 +88,7 @@ def _prepare_device(cfg: DictConfig, run_logger):
     keras.backend.clear_session()  # jobs of one multirun share this process: drop the last model
     keras.utils.set_random_seed(int(cfg.seed))
     device.set_precision(str(cfg.trainer.precision))
-    run_logger.log_metrics({"trainer/num_replicas_in_sync": strategy.num_replicas_in_sync,
-                            "trainer/gpus": len(gpus)})
+    run_logger.log_metrics({"trainer/num_replicas_in_sync": strategy.num_replicas_in_sync, "trainer/gpus": len(gpus)})
     return strategy
 
 
@@ -84,34 +98,75 @@ def _log_data(splits, run_logger, workdir: Path) -> None:
     run_logger.log_artifact(workdir / "data_manifest.json", "data")
     run_logger.set_tags({"data.fingerprint": manifest["fingerprint"], "data.source": splits.name})
     source_type = splits.name.split(":", 1)[0]
-    run_logger.log_inputs([mlflow_store.dataset_input(f"{splits.name}/{split}", splits.split_digest(split), source_type,
-                                                      splits.uri, splits.profile(split), split)
-                           for split, _ in splits.items()])
+    run_logger.log_inputs(
+        [
+            mlflow_store.dataset_input(
+                f"{splits.name}/{split}",
+                splits.split_digest(split),
+                source_type,
+                splits.uri,
+                splits.profile(split),
+                split,
+            )
+            for split, _ in splits.items()
+        ]
+    )
     run_logger.log_metrics({f"data/{s}_proteins": n for s, n in manifest["counts"].items()})
     if splits.split_info:  # how the homology split was made, as the run's record of it
         info = splits.split_info
-        run_logger.log_metrics({f"data/split/{k}": info[k] for k in ("components", "largest_component",
-                                                                    "largest_component_share", "edges",
-                                                                    "entry_edges", "seconds") if k in info})
-        run_logger.set_tags({"data.split.method": f"mmseqs2 {info.get('mmseqs_version', '')[:12]} components",
-                             "data.split.identity": str(info.get("identity")),
-                             "data.split.coverage": str(info.get("coverage"))})
-    run_logger.log_metrics({"data/skipped": len(splits.skips),
-                            **{f"data/skipped/{reason}": n for reason, n in splits.skip_counts().items()}})
+        run_logger.log_metrics(
+            {
+                f"data/split/{k}": info[k]
+                for k in (
+                    "components",
+                    "largest_component",
+                    "largest_component_share",
+                    "edges",
+                    "entry_edges",
+                    "seconds",
+                )
+                if k in info
+            }
+        )
+        run_logger.set_tags(
+            {
+                "data.split.method": f"mmseqs2 {info.get('mmseqs_version', '')[:12]} components",
+                "data.split.identity": str(info.get("identity")),
+                "data.split.coverage": str(info.get("coverage")),
+            }
+        )
+    run_logger.log_metrics(
+        {
+            "data/skipped": len(splits.skips),
+            **{f"data/skipped/{reason}": n for reason, n in splits.skip_counts().items()},
+        }
+    )
     if splits.skips:
         artifacts.skips_table(splits.skips).to_csv(workdir / "skipped.csv", index=False)
         run_logger.log_artifact(workdir / "skipped.csv", "data")
-        log.warning("data: skipped %d input(s): %s (see data/skipped.csv on the run)",
-                    len(splits.skips), splits.skip_counts())
+        log.warning(
+            "data: skipped %d input(s): %s (see data/skipped.csv on the run)", len(splits.skips), splits.skip_counts()
+        )
 
 
 def _build_model(cfg: DictConfig, features, crop: int, strategy) -> keras.Model:
     with strategy.scope():  # batch_size stays global: each replica sees batch / replicas
-        model = build_model(instantiate(cfg.backbone.build), instantiate(cfg.decoder), crop,
-                            features.channels, int(cfg.backbone.output_stride), float(cfg.dropout.rate),
-                            neck=instantiate(cfg.attention), output_transform=str(cfg.target.transform))
-        model.compile(optimizer=instantiate(cfg.optimizer), loss=instantiate(cfg.loss),
-                      metrics=[MaskedRMSE()], jit_compile=bool(cfg.trainer.jit_compile))
+        model = build_model(
+            instantiate(cfg.backbone.build),
+            instantiate(cfg.decoder),
+            crop,
+            features.channels,
+            int(cfg.backbone.output_stride),
+            float(cfg.dropout.rate),
+            neck=instantiate(cfg.attention),
+            output_transform=str(cfg.target.transform),
+        )
+        model.compile(
+            optimizer=instantiate(cfg.optimizer),
+            loss=instantiate(cfg.loss),
+            metrics=[MaskedRMSE()],
+            jit_compile=bool(cfg.trainer.jit_compile),
+        )
     return model
 
 
@@ -124,23 +179,28 @@ def _train_clusters(cfg: DictConfig, splits, run_logger):
         return None
     split = cfg.data.get("split") or {}
     cache_dir = cfg.data.get("cache_dir")
-    labels = clusters.train_clusters(splits.train, float(split.get("identity", homology.DEFAULT_IDENTITY)),
-                                     float(split.get("coverage", homology.DEFAULT_COVERAGE)),
-                                     Path(str(cache_dir)).expanduser() if cache_dir else folder.default_cache_dir())
+    labels = clusters.train_clusters(
+        splits.train,
+        float(split.get("identity", homology.DEFAULT_IDENTITY)),
+        float(split.get("coverage", homology.DEFAULT_COVERAGE)),
+        Path(str(cache_dir)).expanduser() if cache_dir else folder.default_cache_dir(),
+    )
     run_logger.log_metrics({"data/train_clusters": len(np.unique(labels))})
     return labels
 
 
-def _train(cfg: DictConfig, model, splits, features, run_logger, checkpoints: Path, resume: dict | None,
-           job_started: float):
+def _train(
+    cfg: DictConfig, model, splits, features, run_logger, checkpoints: Path, resume: dict | None, job_started: float
+):
     """``fit`` with early stopping, a checkpoint per epoch and per-epoch MLflow logging (after the
     checkpoint, so a resumed run never logs an epoch twice)."""
     crop, batch, epochs = int(cfg.data.crop_size), int(cfg.trainer.batch_size), int(cfg.trainer.epochs)
     first = int(resume["epochs_done"]) if resume else 0
     if resume and resume.get("stopped"):
         epochs = first  # early stopping had ended training: nothing left to fit
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(cfg.trainer.patience),
-                                            restore_best_weights=True)
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=int(cfg.trainer.patience), restore_best_weights=True
+    )
     checkpoint = EpochCheckpoint(checkpoints, stopper, resume)
     epoch_logger = MlflowEpochLogger(run_logger)
     if resume:
@@ -149,12 +209,28 @@ def _train(cfg: DictConfig, model, splits, features, run_logger, checkpoints: Pa
         log.info("resuming from the checkpoint after epoch %d of %d (%s)", first, epochs, resume["dir"])
     labels = _train_clusters(cfg, splits, run_logger)
     steps = pipeline.epoch_steps(len(splits.train), batch, labels, cfg.trainer.get("steps_per_epoch"))
-    train_ds = pipeline.train_dataset(splits.train, crop, batch, features, int(cfg.seed), epochs=epochs,
-                                      first_epoch=first, clusters=labels, steps=steps)
+    train_ds = pipeline.train_dataset(
+        splits.train,
+        crop,
+        batch,
+        features,
+        int(cfg.seed),
+        epochs=epochs,
+        first_epoch=first,
+        clusters=labels,
+        steps=steps,
+    )
     val_ds = pipeline.eval_dataset(splits.val, crop, batch, features)
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=first, steps_per_epoch=steps,
-              callbacks=[FirstStepTimer(run_logger, job_started), stopper, checkpoint, epoch_logger],
-              verbose=int(cfg.trainer.verbose), shuffle=False)
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        initial_epoch=first,
+        steps_per_epoch=steps,
+        callbacks=[FirstStepTimer(run_logger, job_started), stopper, checkpoint, epoch_logger],
+        verbose=int(cfg.trainer.verbose),
+        shuffle=False,
+    )
     return stopper, epoch_logger.history
 
 

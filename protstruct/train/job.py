@@ -2,6 +2,7 @@
 
 Imported by ``run.py`` before TensorFlow: thread settings must precede TensorFlow's start.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,40 +48,65 @@ def _versions() -> dict[str, str]:
 def _start_run(client, exp_id: str, ctx: dict, cfg: DictConfig, tags: dict) -> mlflow_store.RunLogger:
     choices = ctx["choices"]
     return mlflow_store.RunLogger.start(
-        client, exp_id, ctx["name"], parent_run_id=ctx["parent"],
-        tags={"protstruct.role": "job", "protstruct.git_commit": mlflow_store.git_commit(project_root()),
-              **mlflow_store.source_tags(sys.argv[0], mlflow_store.git_commit(project_root())),
-              **liveness.process_tags(),
-              **({liveness.JOB_NUM_TAG: str(ctx["num"])} if ctx["num"] is not None else {}),
-              "protstruct.output_dir": str(ctx["output_dir"].resolve()),
-              "protstruct.overrides": " ".join(ctx["overrides"]),
-              "protstruct.command": " ".join(sys.argv),
-              "protstruct.study": cfg.get("study_name") or "",
-              "protstruct.worker_pid": str(os.getpid()),
-              **_versions(),
-              **context.engine_tags(),
-              **{f"protstruct.{g}": choices.get(g, "") for g in
-                 ("backbone", "decoder", "dropout", "optimizer", "loss", "data", "features",
-                  "attention", "target", "variant")},
-              **tags},
+        client,
+        exp_id,
+        ctx["name"],
+        parent_run_id=ctx["parent"],
+        tags={
+            "protstruct.role": "job",
+            "protstruct.git_commit": mlflow_store.git_commit(project_root()),
+            **mlflow_store.source_tags(sys.argv[0], mlflow_store.git_commit(project_root())),
+            **liveness.process_tags(),
+            **({liveness.JOB_NUM_TAG: str(ctx["num"])} if ctx["num"] is not None else {}),
+            "protstruct.output_dir": str(ctx["output_dir"].resolve()),
+            "protstruct.overrides": " ".join(ctx["overrides"]),
+            "protstruct.command": " ".join(sys.argv),
+            "protstruct.study": cfg.get("study_name") or "",
+            "protstruct.worker_pid": str(os.getpid()),
+            **_versions(),
+            **context.engine_tags(),
+            **{
+                f"protstruct.{g}": choices.get(g, "")
+                for g in (
+                    "backbone",
+                    "decoder",
+                    "dropout",
+                    "optimizer",
+                    "loss",
+                    "data",
+                    "features",
+                    "attention",
+                    "target",
+                    "variant",
+                )
+            },
+            **tags,
+        },
     )
 
 
 def _reuse(client, done, ctx: dict) -> float:
     """A FINISHED run with the same key stands in for this job: say so, and link it to this sweep
     so that the sweep's report still sees every job."""
-    changed = {k.rsplit(".", 1)[-1]: (v, now) for k, now in _versions().items()
-               if (v := done.data.tags.get(k, "unknown")) != now}
+    changed = {
+        k.rsplit(".", 1)[-1]: (v, now)
+        for k, now in _versions().items()
+        if (v := done.data.tags.get(k, "unknown")) != now
+    }
     if changed:
-        log.warning("job %s: the FINISHED run %s was made with other library versions (%s); its results "
-                    "are reused — pass rerun=true to train again", ctx["name"], done.info.run_id,
-                    ", ".join(f"{pkg} {old} → {new}" for pkg, (old, new) in sorted(changed.items())))
+        log.warning(
+            "job %s: the FINISHED run %s was made with other library versions (%s); its results "
+            "are reused — pass rerun=true to train again",
+            ctx["name"],
+            done.info.run_id,
+            ", ".join(f"{pkg} {old} → {new}" for pkg, (old, new) in sorted(changed.items())),
+        )
     if ctx["parent"]:
         client.set_tag(done.info.run_id, f"{ledger.REUSED_TAG_PREFIX}{ctx['parent']}", "1")
-    log.info("[skipped] %s: identical config, data and code already FINISHED as run %s", ctx["name"],
-             done.info.run_id)
-    ledger.record(client, ctx["parent"], ctx["num"], ctx["name"], "skipped", done.info.run_id,
-                  done.data.metrics.get("test/rmse"))
+    log.info("[skipped] %s: identical config, data and code already FINISHED as run %s", ctx["name"], done.info.run_id)
+    ledger.record(
+        client, ctx["parent"], ctx["num"], ctx["name"], "skipped", done.info.run_id, done.data.metrics.get("test/rmse")
+    )
     return _best_val(client, done.info.run_id)
 
 
@@ -94,6 +120,7 @@ def _key(cfg: DictConfig, resolved: dict, splits) -> str:
 @dataclass
 class _Tracking:
     """What the failure path needs of a job, whatever step it failed in."""
+
     client: Any = None
     exp_id: str | None = None
     run_logger: Any = None
@@ -145,8 +172,9 @@ def _connect_and_load(cfg: DictConfig, tracking: _Tracking):
     device.enable_memory_growth()  # before anything (a TFRecord parse) touches a GPU
     tracking.client = mlflow_store.client_for(cfg.tracking.uri)
     liveness.reap_vanished(tracking.client)
-    tracking.exp_id = mlflow_store.ensure_experiment(tracking.client, cfg.tracking.experiment,
-                                                     cfg.tracking.artifact_root)
+    tracking.exp_id = mlflow_store.ensure_experiment(
+        tracking.client, cfg.tracking.experiment, cfg.tracking.artifact_root
+    )
     load_started = time.perf_counter()
     splits = instantiate(cfg.data.source)
     load_seconds = time.perf_counter() - load_started
@@ -159,29 +187,38 @@ def _connect_and_load(cfg: DictConfig, tracking: _Tracking):
 def _plan_only(cfg: DictConfig, ctx: dict, done) -> float:
     """dry_run=true: say whether this job would train or reuse a FINISHED run, and record it."""
     reused = done.info.run_id if done and not cfg.rerun else None
-    print(f"[dry-run] #{ctx['num']} {ctx['name']}: would {f'skip (FINISHED run {reused})' if reused else 'run'}",
-          flush=True)
+    print(
+        f"[dry-run] #{ctx['num']} {ctx['name']}: would {f'skip (FINISHED run {reused})' if reused else 'run'}",
+        flush=True,
+    )
     sweep.record_dry_run(ctx["sweep_dir"], ctx["token"], ctx["num"], ctx["name"], reused)
     return math.nan
 
 
 def _open_run(cfg: DictConfig, ctx: dict, tracking: _Tracking, key: str, resolved: dict) -> tuple[Path, bool]:
     """Continue this job's stopped run in place, or start a new one; → (checkpoint folder, resumed)."""
-    stopped = None if cfg.rerun else resume.interrupted_run(tracking.client, tracking.experiment_id(), key,
-                                                            liveness.owner_alive)
+    stopped = (
+        None
+        if cfg.rerun
+        else resume.interrupted_run(tracking.client, tracking.experiment_id(), key, liveness.owner_alive)
+    )
     if stopped is not None:
         tracking.run_logger = _reopen(tracking.client, stopped, ctx)
         return Path(stopped.data.tags[resume.CHECKPOINT_TAG]), True
     checkpoints = _checkpoint_root(cfg, ctx) / key
-    tracking.run_logger = _start_run(tracking.client, tracking.experiment_id(), ctx, cfg, {
-        resume.KEY_TAG: key, resume.KEY_VERSION_TAG: resume.KEY_VERSION, resume.CHECKPOINT_TAG: str(checkpoints)})
+    tracking.run_logger = _start_run(
+        tracking.client,
+        tracking.experiment_id(),
+        ctx,
+        cfg,
+        {resume.KEY_TAG: key, resume.KEY_VERSION_TAG: resume.KEY_VERSION, resume.CHECKPOINT_TAG: str(checkpoints)},
+    )
     _log_config(tracking.run_logger, resolved, ctx)
     return checkpoints, False
 
 
 def _log_start(ctx: dict, run_logger, threads: int | None, load_seconds: float) -> None:
-    log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id,
-             f" ({threads} CPU threads)" if threads else "")
+    log.info("job %s → MLflow run %s%s", ctx["name"], run_logger.run_id, f" ({threads} CPU threads)" if threads else "")
     run_logger.log_metrics({"time/data_load_seconds": load_seconds})
     if threads:
         run_logger.set_tags({"protstruct.cpu_threads": str(threads)})
@@ -192,8 +229,9 @@ def _train(cfg: DictConfig, splits, run_logger, checkpoints: Path, resumed: bool
     from protstruct.train.fit import fit_and_evaluate  # TensorFlow's training machinery
 
     with tempfile.TemporaryDirectory() as tmp:
-        return fit_and_evaluate(cfg, splits, run_logger, Path(tmp), checkpoints,
-                                latest(checkpoints) if resumed else None, job_started)
+        return fit_and_evaluate(
+            cfg, splits, run_logger, Path(tmp), checkpoints, latest(checkpoints) if resumed else None, job_started
+        )
 
 
 def _checkpoint_root(cfg: DictConfig, ctx: dict) -> Path:
@@ -210,8 +248,13 @@ def _reopen(client, run, ctx: dict) -> mlflow_store.RunLogger:
     if "protstruct.error" in tags:
         client.delete_tag(run_id, "protstruct.error")
     logger = mlflow_store.RunLogger(client, run_id, run.info.run_name or ctx["name"])
-    logger.set_tags({**liveness.process_tags(), **context.engine_tags(),
-                     resume.RESUMED_TAG: f"{int(tags.get(resume.RESUMED_TAG, '0') or 0) + 1}"})
+    logger.set_tags(
+        {
+            **liveness.process_tags(),
+            **context.engine_tags(),
+            resume.RESUMED_TAG: f"{int(tags.get(resume.RESUMED_TAG, '0') or 0) + 1}",
+        }
+    )
     if ctx["parent"] and ctx["parent"] != tags.get(mlflow_store.PARENT_TAG):
         client.set_tag(run_id, f"{ledger.REUSED_TAG_PREFIX}{ctx['parent']}", "1")
     ctx["earlier_sweep"] = (tags.get(mlflow_store.PARENT_TAG), tags.get(liveness.JOB_NUM_TAG))
@@ -225,8 +268,12 @@ def _system_metrics(cfg: DictConfig, run_logger, resumed: bool):
         return None
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-    monitor = SystemMetricsMonitor(run_logger.run_id, sampling_interval=float(cfg.tracking.system_metrics_interval),
-                                   resume_logging=resumed, tracking_uri=run_logger.client.tracking_uri)
+    monitor = SystemMetricsMonitor(
+        run_logger.run_id,
+        sampling_interval=float(cfg.tracking.system_metrics_interval),
+        resume_logging=resumed,
+        tracking_uri=run_logger.client.tracking_uri,
+    )
     monitor.start()
     return monitor
 
@@ -266,13 +313,11 @@ def _finish(client, run_logger, status: str, metrics: dict, ctx: dict) -> None:
         artifacts.log_hydra_files(run_logger, ctx["output_dir"], ctx["log_file"])
     finally:
         run_logger.finish(status)
-        ledger.record(client, ctx["parent"], ctx["num"], ctx["name"], word, run_logger.run_id,
-                      metrics.get("test/rmse"))
+        ledger.record(client, ctx["parent"], ctx["num"], ctx["name"], word, run_logger.run_id, metrics.get("test/rmse"))
         if status == "KILLED" and ctx["parent"]:
             ledger.settle(client, ctx["parent"], interrupted=True)
         _update_earlier_sweep(client, ctx, word, run_logger.run_id, metrics.get("test/rmse"))
-    summary = " ".join(f"{k}={metrics[k]:.4g}" for k in ("test/rmse", "test/mse", "baseline/test_rmse")
-                       if k in metrics)
+    summary = " ".join(f"{k}={metrics[k]:.4g}" for k in ("test/rmse", "test/mse", "baseline/test_rmse") if k in metrics)
     log.info("[%s] %s %s run_id=%s", word, ctx["name"], summary, run_logger.run_id)
 
 

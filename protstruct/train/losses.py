@@ -3,6 +3,7 @@
 Padded or unobserved pairs never count: they are removed with ``where`` (not multiplied by
 0), so even a NaN or 1e6 written into a padded target cell cannot leak into a loss or metric.
 """
+
 from __future__ import annotations
 
 import keras

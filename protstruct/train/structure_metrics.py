@@ -11,6 +11,7 @@ predicted and true C-alpha distances (Å) and the valid-pair mask.
   |d_pred - d_true| < t, averaged over t = 0.5, 1, 2, 4 Å (pooled over pairs, no stereochemistry).
 A protein without any qualifying pair gives NaN for that metric and is left out of the mean.
 """
+
 from __future__ import annotations
 
 import numpy as np
