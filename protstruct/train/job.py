@@ -25,9 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from protstruct import console
 from protstruct.config import project_root
-from protstruct.tracking import artifacts, ledger, liveness, mlflow_store, resume, sweep
+from protstruct.tracking import ledger, liveness, mlflow_store, resume, sweep
 from protstruct.tracking.redact import redact, redact_tree
-from protstruct.train import context, device
+from protstruct.train import context, device, outcome
 
 log = logging.getLogger(__name__)
 VERSIONED = ("tensorflow", "keras", "mlflow", "hydra-core", "numpy", "pandas", "gemmi", "protstruct")
@@ -107,7 +107,7 @@ def _reuse(client, done, ctx: dict) -> float:
     ledger.record(
         client, ctx["parent"], ctx["num"], ctx["name"], "skipped", done.info.run_id, done.data.metrics.get("test/rmse")
     )
-    return _best_val(client, done.info.run_id)
+    return outcome.best_val_rmse(client, done.info.run_id)
 
 
 def _key(cfg: DictConfig, resolved: dict, splits) -> str:
@@ -163,8 +163,8 @@ def run_job(cfg: DictConfig) -> float:
             raise SystemExit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-        _finish(tracking.client, tracking.run_logger, status, metrics, ctx)
-    return _best_val(tracking.client, tracking.run_logger.run_id) if status == "FINISHED" else math.nan
+        outcome.finish_run(tracking.client, tracking.run_logger, status, metrics, ctx)
+    return outcome.best_val_rmse(tracking.client, tracking.run_logger.run_id) if status == "FINISHED" else math.nan
 
 
 def _connect_and_load(cfg: DictConfig, tracking: _Tracking):
@@ -300,39 +300,3 @@ def _record_failure(exc: Exception, client, exp_id, run_logger, ctx: dict, cfg: 
     elif client is not None:
         ledger.record(client, ctx["parent"], ctx["num"], ctx["name"], "failed", None)
     return run_logger
-
-
-def _finish(client, run_logger, status: str, metrics: dict, ctx: dict) -> None:
-    """End the job's run and record its outcome on the sweep, whatever happened before."""
-    if run_logger is None:
-        return
-    word = {"FINISHED": "ok", "FAILED": "failed", "KILLED": "killed"}[status]
-    if ctx.get("monitor") is not None:
-        ctx.pop("monitor").finish()
-    try:
-        artifacts.log_hydra_files(run_logger, ctx["output_dir"], ctx["log_file"])
-    finally:
-        run_logger.finish(status)
-        ledger.record(client, ctx["parent"], ctx["num"], ctx["name"], word, run_logger.run_id, metrics.get("test/rmse"))
-        if status == "KILLED" and ctx["parent"]:
-            ledger.settle(client, ctx["parent"], interrupted=True)
-        _update_earlier_sweep(client, ctx, word, run_logger.run_id, metrics.get("test/rmse"))
-    summary = " ".join(f"{k}={metrics[k]:.4g}" for k in ("test/rmse", "test/mse", "baseline/test_rmse") if k in metrics)
-    log.info("[%s] %s %s run_id=%s", word, ctx["name"], summary, run_logger.run_id)
-
-
-def _update_earlier_sweep(client, ctx: dict, word: str, run_id: str, test_rmse) -> None:
-    """A resumed run also counts for the sweep that started it: its ledger entry is updated and,
-    if that sweep has already ended, its status recomputed."""
-    parent, num = ctx.get("earlier_sweep") or (None, None)
-    if not parent or not num or parent == ctx["parent"] or not str(num).isdigit():
-        return
-    ledger.record(client, parent, int(num), ctx["name"], word, run_id, test_rmse)
-    if client.get_run(parent).info.status != "RUNNING":
-        ledger.settle(client, parent)
-
-
-def _best_val(client, run_id: str) -> float:
-    """The job's return value, which Optuna-style sweepers minimise: the best finite val/rmse."""
-    values = [m.value for m in client.get_metric_history(run_id, "val/rmse") if math.isfinite(m.value)]
-    return min(values, default=math.nan)
