@@ -9,33 +9,9 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from protstruct.data.records import STANDARD_AA, ProteinRecord
+from protstruct.data.records import RESIDUE_NAMES, STANDARD_AA, ProteinRecord
 
-THREE = {
-    gemmi.find_tabulated_residue(n).one_letter_code.upper(): n
-    for n in [
-        "ALA",
-        "ARG",
-        "ASN",
-        "ASP",
-        "CYS",
-        "GLN",
-        "GLU",
-        "GLY",
-        "HIS",
-        "ILE",
-        "LEU",
-        "LYS",
-        "MET",
-        "PHE",
-        "PRO",
-        "SER",
-        "THR",
-        "TRP",
-        "TYR",
-        "VAL",
-    ]
-}
+THREE = RESIDUE_NAMES
 
 
 def atom_line(serial, name, resname, chain, resnum, xyz, het=False, element=None):

@@ -20,7 +20,6 @@ import contextlib
 import importlib.util
 import os
 import secrets
-import subprocess
 import sys
 import urllib.error
 import urllib.parse
@@ -31,7 +30,12 @@ from pathlib import Path
 
 import pytest
 
-from protstruct.report.mlflow_ui import free_port, stop_server, wait_for_health  # one way to start and stop a server
+from protstruct.report.mlflow_ui import (  # one way to start and stop a server
+    free_port,
+    spawn_server,
+    stop_server,
+    wait_for_health,
+)
 
 ADMIN_USER = "alice"
 ADMIN_PASSWORD = "p@ss:w/rd%42 x"  # @ : / % and a space: every character a URL or header mangles
@@ -159,16 +163,7 @@ def start_mlflow_auth_server(
         "--workers",
         "1",
     ]
-    with open(root / LOG, "wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = spawn_server(cmd, root, env, root / LOG)
     server = MlflowAuthServer(
         url=f"http://127.0.0.1:{port}", port=port, root=root, username=username, password=password, pid=proc.pid
     )

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from protstruct.report.mlflow_ui import free_port, spawn_server
 
 REQUIRE_ENV = "PROTSTRUCT_REQUIRE_RAY"
 WORKER_CPUS = 2
@@ -94,12 +95,6 @@ def skip_or_fail_without_ray() -> None:
     pytest.skip(f"Ray cluster tests need ray and hydra-ray-launcher ({why}); set {REQUIRE_ENV}=1 to make this an error")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ray_cli() -> list[str]:
     """This interpreter's ``ray`` (the venv's), never one found on PATH."""
     exe = Path(sys.executable).with_name("ray")
@@ -125,17 +120,10 @@ def _die_with_parent() -> None:
 
 
 def _start_node(args: list[str], cwd: Path, env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as fh:
-        return subprocess.Popen(
-            [*_ray_cli(), "start", "--block", *args],
-            cwd=cwd,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+    return spawn_server(
+        [*_ray_cli(), "start", "--block", *args], cwd, env, log,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )  # fmt: skip
 
 
 # Run in a short-lived driver: waits for `expected` alive nodes, prints them as JSON.

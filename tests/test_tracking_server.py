@@ -7,17 +7,15 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from protstruct.report.mlflow_ui import free_port, spawn_server, stop_server, wait_for_health
 from tests.conftest import run_cli
 
 PG_USER = os.environ.get("PROTSTRUCT_PG_USER", "protstruct_pg")
@@ -42,12 +40,6 @@ def _why_no_postgres() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_pg_user(cmd: str):
     return subprocess.run(
         ["su", PG_USER, "-s", "/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=120, check=True
@@ -63,7 +55,7 @@ def postgres():
         pytest.skip(why)
     root = Path(tempfile.mkdtemp(prefix="protstruct-pg-"))
     shutil.chown(root, PG_USER)
-    port = _free_port()
+    port = free_port()
     data = root / "data"
     _as_pg_user(f"{_pg_tool('initdb')} -D {data} -A trust -U postgres --no-sync >/dev/null")
     _as_pg_user(
@@ -85,44 +77,18 @@ def postgres():
 
 @pytest.fixture
 def mlflow_server(postgres, tmp_path):
-    port = _free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen(
-        [
-            str(mlflow),
-            "server",
-            "--backend-store-uri",
-            postgres,
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(tmp_path / "served-artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=open(tmp_path / "server.log", "w"),  # noqa: SIM115 - the server's own log
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
+    port, log = free_port(), tmp_path / "server.log"
+    cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", postgres,
+           "--serve-artifacts", "--artifacts-destination", str(tmp_path / "served-artifacts"),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = spawn_server(cmd, tmp_path, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
+        wait_for_health(url, proc, 120, lambda: log.read_text()[-3000:], "mlflow server")
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
 
 
 def test_sweep_logs_over_http_to_a_postgres_backed_server(mlflow_server, tmp_path):

@@ -10,36 +10,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import gemmi
-
 from protstruct.bench.timing import repeat, summary
 from protstruct.config import project_root
 from protstruct.data import embedded, embedded_sources, folder
-from protstruct.data.records import ProteinRecord
+from protstruct.data.records import RESIDUE_NAMES, ProteinRecord
 from protstruct.data.structures import read_structure_file
-
-STANDARD_RESIDUES = (
-    "ALA",
-    "ARG",
-    "ASN",
-    "ASP",
-    "CYS",
-    "GLN",
-    "GLU",
-    "GLY",
-    "HIS",
-    "ILE",
-    "LEU",
-    "LYS",
-    "MET",
-    "PHE",
-    "PRO",
-    "SER",
-    "THR",
-    "TRP",
-    "TYR",
-    "VAL",
-)
 
 
 def real_structure_files(target: Path, limit: int | None) -> str:
@@ -67,7 +42,7 @@ def _write_ca_only(target: Path, limit: int | None) -> str:
     for r in (r for recs in embedded.load().values() for r in recs):
         by_entry.setdefault(r.id.split("_")[0], r)
     records = list(by_entry.values())[:limit]
-    three = {gemmi.find_tabulated_residue(n).one_letter_code.upper(): n for n in STANDARD_RESIDUES}
+    three = RESIDUE_NAMES
     for r in records:
         lines = [
             f"ATOM  {i + 1:5d}  CA  {three.get(aa, 'UNK')} A{i + 1:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00 20.00"

@@ -9,6 +9,9 @@ import numpy as np
 STANDARD_AA = "ACDEFGHIKLMNPQRSTVWY"
 
 
+# the residue names of STANDARD_AA, in its order (for writing PDB files: benchmarks, test fixtures)
+_NAMES = "ALACYSASPGLUPHEGLYHISILELYSLEUMETASNPROGLNARGSERTHRVALTRPTYR"  # three letters each
+RESIDUE_NAMES = {aa: _NAMES[3 * i : 3 * i + 3] for i, aa in enumerate(STANDARD_AA)}
 _AATYPE_TABLE = np.full(256, 20, np.int32)  # byte → residue type; anything unexpected is unknown (20)
 _AATYPE_TABLE[np.frombuffer(STANDARD_AA.encode(), np.uint8)] = np.arange(20)
 

@@ -46,6 +46,16 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def spawn_server(cmd: list[str], cwd: Path, env: dict, log: Path, **popen) -> subprocess.Popen:
+    """Start a server process in its own session (so :func:`stop_server` can end its whole group),
+    stdin closed, stdout and stderr into ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, **popen,
+        )  # fmt: skip
+
+
 def stop_server(proc: subprocess.Popen) -> None:
     """SIGTERM to the server's own process group (by its PID), then SIGKILL; waits for both."""
     for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
@@ -112,16 +122,7 @@ def mlflow_ui(tracking_uri: str, workdir: Path, timeout: float = 120.0) -> Itera
         "1",
     ]
     log = workdir / "mlflow_ui.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = spawn_server(cmd, workdir, env, log)
     server = MlflowUI(url=f"http://127.0.0.1:{port}", pid=proc.pid, log=log)
     try:
         wait_for_health(server.url, proc, timeout, server.log_tail, "mlflow ui")
