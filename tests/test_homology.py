@@ -7,6 +7,7 @@ identical pairs >= identity x alignment length (gap columns included) and covers
 both chains — the definition homology_split promises to respect. Every val/test x train pair of
 two ~60-90-chain sets is aligned; none may be a hit.
 """
+
 from __future__ import annotations
 
 import random
@@ -21,7 +22,7 @@ from protstruct.data import embedded, homology
 
 IDENTITY, COVERAGE = homology.DEFAULT_IDENTITY, homology.DEFAULT_COVERAGE
 GAP_OPEN, GAP_EXTEND = 11, 1
-NEG = -10**6
+NEG = -(10**6)
 X, PAD = 20, 21
 _SUB = np.full((22, 22), -1, np.int32)  # X scores -1 against everything (MMseqs2's blosum62.out)
 _SUB[:20, :20] = BLOSUM62
@@ -41,7 +42,7 @@ def sw_ends(a: np.ndarray, targets: list[np.ndarray]):
     n, lb = len(targets), max(len(t) for t in targets)
     tb = np.full((n, lb), PAD, np.int8)
     for k, t in enumerate(targets):
-        tb[k, :len(t)] = t
+        tb[k, : len(t)] = t
     k_idx, cols = np.arange(lb), np.arange(1, lb + 1)
     h_prev = np.zeros((n, lb + 1), np.int32)
     e = np.full((n, lb + 1), NEG, np.int32)
@@ -109,13 +110,16 @@ def sw_align(a: np.ndarray, b: np.ndarray) -> dict:
             state = "E"
         alnlen += 1  # E: query residue i against a gap
         i, state = i - 1, ("E" if e_ext[i, j] else "H")
-    return {"score": best, "nident": nident, "alnlen": alnlen,
-            "qcov": (bi - i) / la, "tcov": (bj - j) / lb}
+    return {"score": best, "nident": nident, "alnlen": alnlen, "qcov": (bi - i) / la, "tcov": (bj - j) / lb}
 
 
 def is_hit(r: dict) -> bool:
-    return (r["alnlen"] > 0 and r["nident"] >= IDENTITY * r["alnlen"] - 1e-9
-            and r["qcov"] >= COVERAGE - 1e-9 and r["tcov"] >= COVERAGE - 1e-9)
+    return (
+        r["alnlen"] > 0
+        and r["nident"] >= IDENTITY * r["alnlen"] - 1e-9
+        and r["qcov"] >= COVERAGE - 1e-9
+        and r["tcov"] >= COVERAGE - 1e-9
+    )
 
 
 def sw_hits(queries: list[str], targets: list[str]) -> tuple[list[tuple[int, int, dict]], int]:
@@ -131,8 +135,11 @@ def sw_hits(queries: list[str], targets: list[str]) -> tuple[list[tuple[int, int
         _, bi, bj = sw_ends(a, enc_t)
         for ti, b in enumerate(enc_t):
             short, long_ = sorted((len(a), len(b)))
-            if ((bi[ti] + 1) < COVERAGE * len(a) - 1e-9 or (bj[ti] + 1) < COVERAGE * len(b) - 1e-9
-                    or short < IDENTITY * COVERAGE * long_):
+            if (
+                (bi[ti] + 1) < COVERAGE * len(a) - 1e-9
+                or (bj[ti] + 1) < COVERAGE * len(b) - 1e-9
+                or short < IDENTITY * COVERAGE * long_
+            ):
                 continue
             traced += 1
             r = sw_align(a, b)
@@ -174,8 +181,13 @@ def embedded_subset(limit_length: int = 400, per_entry_max: int = 2) -> tuple[li
     return ids, seqs, entries
 
 
-def families(n_roots: int = 10, members: int = 8, seed: int = 0, max_length: int = 400,
-             identity: tuple[float, float] = (0.20, 0.95)):
+def families(
+    n_roots: int = 10,
+    members: int = 8,
+    seed: int = 0,
+    max_length: int = 400,
+    identity: tuple[float, float] = (0.20, 0.95),
+):
     """``n_roots`` real chains (one per PDB entry, <= 400 residues) each with ``members`` mutants
     at 20-95 % identity (BLOSUM62-like substitutions plus short indels): pairs straddle 30 %."""
     rng = np.random.default_rng(seed)
@@ -237,9 +249,9 @@ def test_mmseqs_edges_agree_with_smith_waterman(family_set):
     for start in range(0, len(ids), 9):
         fam = list(range(start, start + 9))
         for qi, q in enumerate(fam[:-1]):
-            hits, _ = sw_hits([seqs[q]], [seqs[t] for t in fam[qi + 1:]])
+            hits, _ = sw_hits([seqs[q]], [seqs[t] for t in fam[qi + 1 :]])
             sw = {(q, fam[qi + 1 + t]) for _, t, _ in hits}
-            mm = {(q, t) for t in fam[qi + 1:] if (q, t) in edges}
+            mm = {(q, t) for t in fam[qi + 1 :] if (q, t) in edges}
             hits_total += len(sw)
             disagreements += len(sw ^ mm)
     assert hits_total > 50  # families do have homologous pairs
@@ -252,14 +264,61 @@ def test_split_is_deterministic_across_runs_threads_and_input_order(family_set):
     assert again == splits
     order = list(range(len(ids)))
     random.Random(1).shuffle(order)
-    shuffled, _ = homology.homology_split([ids[i] for i in order], [seqs[i] for i in order],
-                                          [entries[i] for i in order], threads=2)
+    shuffled, _ = homology.homology_split(
+        [ids[i] for i in order], [seqs[i] for i in order], [entries[i] for i in order], threads=2
+    )
     assert {ids[i]: s for i, s in zip(order, shuffled)} == dict(zip(ids, splits))
     other, _ = homology.homology_split(ids, seqs, entries, threads=2, seed_key="another split")
     assert other != splits  # seed_key reshuffles the component ranking
     kmer1 = homology.homology_edges(seqs, IDENTITY, COVERAGE, threads=1, exhaustive=False)
     kmer2 = homology.homology_edges(seqs, IDENTITY, COVERAGE, threads=2, exhaustive=False)
     assert kmer1 == kmer2
+    kmer3 = homology.homology_edges([seqs[i] for i in order], IDENTITY, COVERAGE, threads=2, exhaustive=False)
+    assert {(min(order[a], order[b]), max(order[a], order[b])) for a, b in kmer3} == kmer1
+
+
+def test_the_logged_info_names_the_search(family_set):
+    *_, info = family_set
+    assert info["search"].startswith("exhaustive") and info["aligned_pairs"] > 0 and info["kmer_pairs"] == 0
+
+
+def test_kmer_search_still_aligns_every_pair_of_short_chains():
+    """Above EXHAUSTIVE_MAX the k-mer prefilter picks the pairs to align, except among chains of at most
+    SHORT_MAX residues, where it is weakest: those are all aligned, so there the k-mer search finds
+    exactly the every-pair search's edges."""
+    _, seqs, _ = families(n_roots=6, members=8, seed=5, max_length=110)
+    _, longer, _ = families(n_roots=3, members=4, seed=6)
+    seqs += longer
+    short = {i for i, s in enumerate(seqs) if len(s) <= homology.SHORT_MAX}
+    kmer = homology.homology_edges(seqs, IDENTITY, COVERAGE, threads=2, exhaustive=False)
+    every = homology.homology_edges(seqs, IDENTITY, COVERAGE, threads=2, exhaustive=True)
+    among_short = [{(a, b) for a, b in edges if a in short and b in short} for edges in (kmer, every)]
+    assert len(among_short[1]) > 20 and among_short[0] == among_short[1]
+    assert kmer - every == set()  # every k-mer edge is a real one
+    _, info = homology.homology_split([f"c{i}" for i in range(len(seqs))], seqs, None, threads=2, exhaustive=False)
+    assert info["search"].startswith("k-mer prefilter") and f"<= {homology.SHORT_MAX} residues" in info["search"]
+    assert info["short_chains"] == len({seqs[i] for i in short}) and info["kmer_pairs"] > 0  # distinct ones
+
+
+def test_identical_sequences_are_searched_once_and_always_homologous():
+    _, seqs, _ = families(n_roots=3, members=3, seed=7)
+    n = len(seqs)
+    copies = [*seqs, seqs[0].lower(), seqs[4], seqs[4]]
+    original = [*range(n), 0, 4, 4]
+    base = homology.homology_edges(seqs, IDENTITY, COVERAGE, threads=2)
+    edges = homology.homology_edges(copies, IDENTITY, COVERAGE, threads=2)
+    expected = {
+        (i, j)
+        for i in range(len(copies))
+        for j in range(i + 1, len(copies))
+        if original[i] == original[j] or (min(original[i], original[j]), max(original[i], original[j])) in base
+    }
+    assert edges == expected and {(0, n), (4, n + 1), (n + 1, n + 2)} <= edges
+    splits, info = homology.homology_split(
+        [f"c{i}" for i in range(len(copies))], copies, None, threads=2, fractions={"test": 0.25, "val": 0.0}
+    )
+    assert info["identical_chains"] == 3 and info["distinct_sequences"] == n
+    assert splits[0] == splits[n] and splits[4] == splits[n + 1] == splits[n + 2]
 
 
 def test_chains_of_one_entry_never_straddle_splits():
