@@ -17,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from protstruct.bench.split_scale import AA, BLOSUM62, mutate, real_sequences
+from protstruct.bench.families import AA, BLOSUM62, mutate, real_sequences
 from protstruct.data import embedded, homology
 
 IDENTITY, COVERAGE = homology.DEFAULT_IDENTITY, homology.DEFAULT_COVERAGE

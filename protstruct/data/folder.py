@@ -17,7 +17,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from protstruct.data import casp, homology, proteinnet
+from protstruct.data import casp, homology, homology_search, proteinnet
 from protstruct.data.cache import CACHE_VERSION, FileCache, atomic_write, shown
 from protstruct.data.choices import MAX_LENGTH, MIN_LENGTH, THINNINGS, VALIDATION_BINS
 from protstruct.data.structures import Skip, is_structure_file, read_structure_file
@@ -114,7 +114,8 @@ def _homology_splits(kept: list, cache_root: Path, identity: float, coverage: fl
     """Homology-aware train/val/test (:func:`homology.homology_split`: connected components of an
     MMseqs2 all-against-all search plus same-entry edges), cached by ids, sequences and settings."""
     h = hashlib.sha256(f"{CACHE_VERSION}\0{identity}\0{coverage}\0".encode())
-    h.update(Path(homology.__file__).read_bytes())  # a change in the splitting code is a new entry
+    for source in (homology.__file__, homology_search.__file__):  # a change in the splitting code is a new entry
+        h.update(Path(str(source)).read_bytes())
     for r in kept:
         h.update(f"{r.id}\0{r.sequence}\0".encode("utf-8", "surrogatepass"))
     entry = cache_root / f"splits-v{CACHE_VERSION}" / f"{h.hexdigest()[:40]}.json"

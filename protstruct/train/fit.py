@@ -131,6 +131,7 @@ def _log_data(splits, run_logger, workdir: Path) -> None:
         run_logger.set_tags(
             {
                 "data.split.method": f"mmseqs2 {info.get('mmseqs_version', '')[:12]} components",
+                "data.split.search": str(info.get("search", ""))[:500],
                 "data.split.identity": str(info.get("identity")),
                 "data.split.coverage": str(info.get("coverage")),
             }
