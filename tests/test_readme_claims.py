@@ -211,6 +211,23 @@ def test_summarize_a_casp_folder_with_a_thinning_and_two_validation_bins(tmp_pat
     assert "validation identity bins: 30%: 2, 50%: 2" in lines and "skipped: 0" in lines
 
 
+def test_summarize_takes_the_split_settings_and_reports_entries_and_components(tmp_path):
+    """Your own data: `summarize` takes the split settings a run takes (`data.split.identity`,
+    `data.split.coverage` as `--split-identity`, `--split-coverage`) and prints the PDB entries and
+    homology components with the largest share."""
+    pdbs = tmp_path / "pdbs"
+    pdbs.mkdir()
+    for i, rec in enumerate(embedded.load()["train"][:40:3]):
+        fx.write_pdb(rec, pdbs / f"s{i:02d}.pdb", entry=f"E{i:03d}")
+    args = ["-m", "protstruct.data", "summarize", str(pdbs), "--cache-dir", str(tmp_path / "cache")]
+    lines = _python(*args, "--split-identity", "0.9", "--split-coverage", "0.5", cwd=tmp_path).stdout.splitlines()
+    assert any(line.startswith("entries: 14, the largest") for line in lines), lines
+    (components,) = [line for line in lines if line.startswith("components:")]
+    assert "identity >= 0.9 over >= 0.5 of both chains" in components
+    default = _python(*args, cwd=tmp_path).stdout
+    assert "identity >= 0.3 over >= 0.8 of both chains" in default
+
+
 def test_the_per_protein_table_names_a_test_targets_category():
     """Your own data: "a test target's category prefix (`TBM#`, `FM#`, …) [is a column] of each run's
     per-protein CSV"."""

@@ -68,7 +68,10 @@ def summarize(
     cache_dir: str | None = None,
     thinning: int | None = None,
     validation_identity=None,
+    split: dict | None = None,
 ) -> str:
+    """What a run on ``source`` would train on: chains kept per split, skips with reasons, PDB
+    entries and homology components, lengths. ``split`` (identity, coverage) as ``data.split``."""
     from protstruct.data import sources
     from protstruct.data.folder import VALIDATION_IDENTITY
 
@@ -87,11 +90,12 @@ def summarize(
                 cache_dir,
                 thinning=thinning,
                 validation_identity=validation_identity,
+                split=split,
             )
         elif thinning is not None or validation_identity is not None:
             raise ValueError("--thinning / --validation-identity apply to ProteinNet folders only")
         else:
-            splits = sources.structures_source(str(path.resolve()), min_length, max_length, cache_dir)
+            splits = sources.structures_source(str(path.resolve()), min_length, max_length, cache_dir, split=split)
     records = [r for _, recs in splits.items() for r in recs]
     lengths = np.array([r.length for r in records])
     lines = [
@@ -127,8 +131,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("summarize", help="chains kept, skipped (with reasons), length histogram")
     p.add_argument("source", help="'embedded', a ProteinNet file/folder, or a PDB/mmCIF folder")
     p.add_argument("--kind", choices=["auto", "proteinnet", "structures"], default="auto")
-    p.add_argument("--min-length", type=int, default=40)
-    p.add_argument("--max-length", type=int, default=1000)
+    p.add_argument("--min-length", type=int, default=MIN_LENGTH)
+    p.add_argument("--max-length", type=int, default=MAX_LENGTH)
     p.add_argument("--cache-dir", default=None)
     p.add_argument(
         "--thinning",
@@ -146,7 +150,10 @@ def main(argv=None) -> int:
         metavar="BIN",
         help=f"keep only these bins of ProteinNet's validation set {VALIDATION_BINS}",
     )
+    p.add_argument("--split-identity", type=float, default=None, help="as data.split.identity (default 0.3)")
+    p.add_argument("--split-coverage", type=float, default=None, help="as data.split.coverage (default 0.8)")
     args = parser.parse_args(argv)
+    split = {"identity": args.split_identity, "coverage": args.split_coverage}
     try:
         print(
             summarize(
@@ -157,6 +164,7 @@ def main(argv=None) -> int:
                 args.cache_dir,
                 args.thinning,
                 args.validation_identity,
+                split,
             )
         )
     except (FileNotFoundError, ValueError) as exc:
