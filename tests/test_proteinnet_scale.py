@@ -13,9 +13,11 @@ from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from mlflow.tracking import MlflowClient
 
 import protstruct.config  # noqa: F401  (the abspath resolver the data configs use)
 from protstruct.data import __main__ as data_cli
@@ -23,7 +25,7 @@ from protstruct.data import cache, choices, folder, proteinnet, synthetic_casp
 from protstruct.data.casp import validation_bin
 from protstruct.data.sources import proteinnet_source
 from tests import fixtures as fx
-from tests.conftest import CONF
+from tests.conftest import CONF, run_cli, store_overrides
 
 
 def _rec_ids(records):
@@ -387,3 +389,19 @@ def test_other_separators_and_non_numbers_in_one_batch(tmp_path):
     got, skips = proteinnet.read_text(tmp_path / "words.txt")
     assert _rec_ids(got) == ["SEP0", "SEP3"]
     assert [(s.where, s.reason) for s in skips] == [("SEP1", "bad_pssm"), ("SEP2", "bad_coordinates")]
+
+
+def test_a_run_logs_validation_results_per_identity_bin(casp, tmp_path):
+    """A casp folder's validation set is stratified by identity (the NN# bins): the run logs every
+    validation protein's errors with its bin, so a report can break results down by it."""
+    d, _ = casp
+    proc = run_cli(["debug=smoke", "data=proteinnet", f"data.path={d}", "data.thinning=30", "data.limit.val=null",
+                    "tracking.experiment=bins", *store_overrides(tmp_path)], cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("bins").experiment_id])
+    table = pd.read_csv(client.download_artifacts(run.info.run_id, "evaluation/val_per_protein.csv", str(tmp_path)))
+    assert sorted(table["validation_identity"]) == sorted(2 * list(choices.VALIDATION_BINS))
+    assert table["mse"].notna().all() and table["baseline_mse"].notna().all()
+    test = pd.read_csv(client.download_artifacts(run.info.run_id, "evaluation/test_per_protein.csv", str(tmp_path)))
+    assert set(test["category"]) == {"TBM", "FM"}

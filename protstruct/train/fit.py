@@ -58,6 +58,7 @@ def fit_and_evaluate(
     )
     _log_model_and_metrics(cfg, model, splits, features, metrics, run_logger)
     _log_results(per_protein, sample, history, run_logger, workdir)
+    _log_validation_by_identity_bin(cfg, model, splits, features, run_logger, workdir)
     return metrics
 
 
@@ -66,6 +67,18 @@ def _evaluate_on_test(cfg: DictConfig, model, splits, features):
     crop = int(cfg.data.crop_size)
     pred = model.predict(pipeline.eval_dataset(splits.test, crop, int(cfg.trainer.batch_size), features), verbose=0)
     return evaluate.evaluate_test_set(pred, splits.test, splits.train, crop)
+
+
+def _log_validation_by_identity_bin(cfg: DictConfig, model, splits, features, run_logger, workdir: Path) -> None:
+    """ProteinNet's validation set is stratified by identity to training (its ``NN#`` bins): its
+    per-protein table, with the bin as a column, lets a report break results down by it."""
+    if not any(folder.VALIDATION_IDENTITY in r.meta for r in splits.val):
+        return
+    crop = int(cfg.data.crop_size)
+    pred = model.predict(pipeline.eval_dataset(splits.val, crop, int(cfg.trainer.batch_size), features), verbose=0)
+    _, table, _ = evaluate.evaluate_test_set(pred, splits.val, splits.train, crop)
+    table.to_csv(workdir / "val_per_protein.csv", index=False)
+    run_logger.log_artifact(workdir / "val_per_protein.csv", "evaluation")
 
 
 def _log_model_and_metrics(cfg: DictConfig, model, splits, features, metrics: dict, run_logger) -> None:
