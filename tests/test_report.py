@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from protstruct.report import html, paired, published, tables, variants
 from protstruct.report.__main__ import main
+from protstruct.report.ui_screenshot import CHROMIUM_ARGS
 
 
 def test_report_tables_from_the_smoke_sweep(smoke_sweep, tmp_path, capsys):
@@ -80,13 +81,7 @@ def test_html_report_images_load_in_headless_chromium(smoke_sweep, tmp_path):
         [
             CHROMIUM,
             "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_ARGS,  # the flags make ui-screenshot uses: nothing beyond loopback
             f"--user-data-dir={tmp_path / 'profile'}",
             "--virtual-time-budget=10000",
             "--dump-dom",
