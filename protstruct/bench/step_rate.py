@@ -18,11 +18,10 @@ import time
 import keras
 import numpy as np
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from protstruct import config
-from protstruct.models.model import build_model
+from protstruct.models.model import model_from_config
 from protstruct.train.losses import masked_mse
 
 IN_CHANNELS = 1  # the bench feeds the relative-position matrix (features=relpos), one channel
@@ -40,16 +39,7 @@ def original_model(variant: str, crop: int, backbone: str = "resnet50") -> keras
     """The original report's P0 or P1 (decoder, dropout) on ``backbone``, built from the project's
     config as a training job builds it, with a one-channel input."""
     cfg = original_config(variant, crop, backbone)
-    return build_model(
-        instantiate(cfg.backbone.build),
-        instantiate(cfg.decoder),
-        int(cfg.data.crop_size),
-        IN_CHANNELS,
-        int(cfg.backbone.output_stride),
-        float(cfg.dropout.rate),
-        neck=instantiate(cfg.attention),
-        output_transform=str(cfg.target.transform),
-    )
+    return model_from_config(cfg, IN_CHANNELS)
 
 
 def _sync(value):

@@ -52,3 +52,20 @@ def build_model(
     if output_transform != "angstrom":
         distances = ToAngstrom(output_transform, dtype="float32")(distances)
     return keras.Model(inputs, distances, name=name)
+
+
+def model_from_config(cfg, in_channels: int) -> keras.Model:
+    """:func:`build_model` from a composed protstruct config (its backbone, decoder, attention,
+    dropout, target and ``data.crop_size`` groups): the one place a config becomes a model."""
+    from hydra.utils import instantiate
+
+    return build_model(
+        instantiate(cfg.backbone.build),
+        instantiate(cfg.decoder),
+        int(cfg.data.crop_size),
+        in_channels,
+        int(cfg.backbone.output_stride),
+        float(cfg.dropout.rate),
+        neck=instantiate(cfg.attention),
+        output_transform=str(cfg.target.transform),
+    )

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from protstruct.data import clusters, folder, homology, pipeline
-from protstruct.models.model import build_model
+from protstruct.models.model import model_from_config
 from protstruct.tracking import artifacts, mlflow_store, models
 from protstruct.train import device, evaluate
 from protstruct.train.callbacks import FirstStepTimer, MlflowEpochLogger
@@ -38,7 +38,7 @@ def fit_and_evaluate(
     strategy = _prepare_device(cfg, run_logger)
     _log_data(splits, run_logger, workdir)
     features = instantiate(cfg.features)
-    model = _build_model(cfg, features, int(cfg.data.crop_size), strategy)
+    model = _build_model(cfg, features, strategy)
     run_logger.log_metrics({"model/params": model.count_params()})
 
     started = time.perf_counter()
@@ -163,18 +163,9 @@ def _log_data(splits, run_logger, workdir: Path) -> None:
         )
 
 
-def _build_model(cfg: DictConfig, features, crop: int, strategy) -> keras.Model:
+def _build_model(cfg: DictConfig, features, strategy) -> keras.Model:
     with strategy.scope():  # batch_size stays global: each replica sees batch / replicas
-        model = build_model(
-            instantiate(cfg.backbone.build),
-            instantiate(cfg.decoder),
-            crop,
-            features.channels,
-            int(cfg.backbone.output_stride),
-            float(cfg.dropout.rate),
-            neck=instantiate(cfg.attention),
-            output_transform=str(cfg.target.transform),
-        )
+        model = model_from_config(cfg, features.channels)
         model.compile(
             optimizer=instantiate(cfg.optimizer),
             loss=instantiate(cfg.loss),
